@@ -1,0 +1,294 @@
+//! Packet sources (capture files, live interfaces) and the dispatcher that batches packets to the
+//! workers.
+//!
+//! A packet is copied once, out of libpcap's buffer into the current batch of the worker its flow
+//! belongs to. Batches are recycled through a return queue, so the steady state allocates nothing.
+//! The dispatcher hashes the innermost addresses and ports symmetrically (both directions of a
+//! flow reach the same worker) with a per-process random seed, so hostile traffic cannot aim all
+//! flows at one worker. IP fragments hash on addresses only (later fragments carry no ports).
+
+pub mod file;
+pub mod live;
+
+use std::hash::BuildHasher;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+
+use crate::decode::net::{self, L4};
+
+/// Packets per batch.
+pub const BATCH_PACKETS: usize = 64;
+/// Packet bytes per batch (a batch is sent when either cap is reached).
+pub const BATCH_BYTES: usize = 256 * 1024;
+
+/// Packets of one link type, stored back to back in one buffer.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub link_type: i32,
+    ts_us: Vec<u64>,
+    recv_ns: Vec<u64>,
+    ends: Vec<usize>,
+    data: Vec<u8>,
+}
+
+impl Batch {
+    pub fn with_capacity() -> Self {
+        Batch {
+            link_type: 0,
+            ts_us: Vec::with_capacity(BATCH_PACKETS),
+            recv_ns: Vec::with_capacity(BATCH_PACKETS),
+            ends: Vec::with_capacity(BATCH_PACKETS),
+            data: Vec::with_capacity(BATCH_BYTES + 65_536),
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.ts_us.clear();
+        self.recv_ns.clear();
+        self.ends.clear();
+        self.data.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    fn is_full(&self) -> bool {
+        self.ends.len() >= BATCH_PACKETS || self.data.len() >= BATCH_BYTES
+    }
+
+    pub fn push(&mut self, ts_us: u64, recv_ns: u64, data: &[u8]) {
+        self.data.extend_from_slice(data);
+        self.ts_us.push(ts_us);
+        self.recv_ns.push(recv_ns);
+        self.ends.push(self.data.len());
+    }
+
+    /// (packet time µs, receive time ns, bytes) of each packet.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, u64, &[u8])> + '_ {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        self.ends
+            .iter()
+            .zip(starts)
+            .zip(self.ts_us.iter().zip(self.recv_ns.iter()))
+            .map(|((&end, start), (&ts, &recv))| {
+                (ts, recv, self.data.get(start..end).unwrap_or_default())
+            })
+    }
+}
+
+/// Capture-side counters.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CaptureCounters {
+    pub packets: u64,
+    pub bytes: u64,
+    /// Batches and packets dropped because a worker queue was full (live only).
+    pub queue_drop_batches: u64,
+    pub queue_drop_packets: u64,
+    /// libpcap counters (live only).
+    pub kernel_packets: u64,
+    pub kernel_drops: u64,
+    pub kernel_ifdrops: u64,
+    /// Read errors (corrupt or truncated files).
+    pub read_errors: u64,
+    /// Packet time of the last packet, µs.
+    pub last_ts_us: u64,
+}
+
+/// Sends packets to workers in batches.
+pub struct Dispatcher {
+    senders: Vec<Sender<Batch>>,
+    recycle: Receiver<Batch>,
+    current: Vec<Batch>,
+    started: Vec<Option<Instant>>,
+    lossless: bool,
+    hasher: std::hash::RandomState,
+    pub counters: CaptureCounters,
+    epoch: Instant,
+    /// Batches whose packets were dropped, kept for reuse.
+    spare: Vec<Batch>,
+}
+
+impl Dispatcher {
+    /// `lossless`: wait for queue room (replay) instead of dropping the newest batch (live).
+    pub fn new(
+        senders: Vec<Sender<Batch>>,
+        recycle: Receiver<Batch>,
+        lossless: bool,
+        epoch: Instant,
+    ) -> Self {
+        let n = senders.len();
+        Dispatcher {
+            senders,
+            recycle,
+            current: (0..n).map(|_| Batch::with_capacity()).collect(),
+            started: vec![None; n],
+            lossless,
+            hasher: std::hash::RandomState::new(),
+            counters: CaptureCounters::default(),
+            epoch,
+            spare: Vec::new(),
+        }
+    }
+
+    /// Nanoseconds since the pipeline's epoch (the clock of capture-to-event latency).
+    pub fn now_ns(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+
+    fn worker_for(&self, link_type: i32, data: &[u8]) -> usize {
+        let n = self.senders.len();
+        if n <= 1 {
+            return 0;
+        }
+        let h = match net::decode(link_type, data) {
+            Ok(f) => {
+                let (lo, hi) = if f.src <= f.dst {
+                    (f.src, f.dst)
+                } else {
+                    (f.dst, f.src)
+                };
+                let (sp, dp) = match (&f.l4, f.frag) {
+                    (_, Some(_)) => (0, 0),
+                    (L4::Tcp(t), None) => (t.src_port, t.dst_port),
+                    (L4::Udp(u), None) => (u.src_port, u.dst_port),
+                    (L4::Other(_), None) => (0, 0),
+                };
+                let (lp, hp) = if sp <= dp { (sp, dp) } else { (dp, sp) };
+                self.hasher.hash_one((lo, hi, lp, hp))
+            }
+            Err(_) => 0,
+        };
+        (h % n as u64) as usize
+    }
+
+    /// Adds one packet; sends its worker's batch when full.
+    pub fn push(&mut self, link_type: i32, ts_us: u64, data: &[u8]) {
+        let recv = self.now_ns();
+        self.counters.packets += 1;
+        self.counters.bytes += data.len() as u64;
+        self.counters.last_ts_us = ts_us;
+        let w = self.worker_for(link_type, data);
+        let Some(batch) = self.current.get_mut(w) else {
+            return;
+        };
+        if batch.link_type != link_type && !batch.is_empty() {
+            self.send(w);
+        }
+        let Some(batch) = self.current.get_mut(w) else {
+            return;
+        };
+        batch.link_type = link_type;
+        batch.push(ts_us, recv, data);
+        if let Some(s) = self.started.get_mut(w) {
+            s.get_or_insert_with(Instant::now);
+        }
+        if batch.is_full() {
+            self.send(w);
+        }
+    }
+
+    fn fresh_batch(&mut self) -> Batch {
+        if let Some(b) = self.spare.pop() {
+            return b;
+        }
+        match self.recycle.try_recv() {
+            Ok(mut b) => {
+                b.clear();
+                b
+            }
+            Err(_) => Batch::with_capacity(),
+        }
+    }
+
+    fn send(&mut self, w: usize) {
+        let fresh = self.fresh_batch();
+        let Some(slot) = self.current.get_mut(w) else {
+            return;
+        };
+        let link_type = slot.link_type;
+        let mut batch = std::mem::replace(slot, fresh);
+        if let Some(slot) = self.current.get_mut(w) {
+            slot.link_type = link_type;
+        }
+        if let Some(s) = self.started.get_mut(w) {
+            *s = None;
+        }
+        if batch.is_empty() {
+            return;
+        }
+        let Some(tx) = self.senders.get(w) else {
+            return;
+        };
+        if self.lossless {
+            // A worker only goes away when the pipeline is shutting down.
+            let _ = tx.send(batch);
+        } else {
+            match tx.try_send(batch) {
+                Ok(()) => {}
+                Err(TrySendError::Full(b)) | Err(TrySendError::Disconnected(b)) => {
+                    self.counters.queue_drop_batches += 1;
+                    self.counters.queue_drop_packets += b.len() as u64;
+                    batch = b;
+                    batch.clear();
+                    if self.spare.len() < 4 {
+                        self.spare.push(batch);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends batches that have waited longer than `max_age` (live: bounds latency when traffic
+    /// is light).
+    pub fn flush_stale(&mut self, max_age: Duration) {
+        for w in 0..self.current.len() {
+            let stale = self
+                .started
+                .get(w)
+                .copied()
+                .flatten()
+                .is_some_and(|t| t.elapsed() >= max_age);
+            if stale {
+                self.send(w);
+            }
+        }
+    }
+
+    /// Sends every partial batch.
+    pub fn flush(&mut self) {
+        for w in 0..self.current.len() {
+            self.send(w);
+        }
+    }
+}
+
+/// Where a stop request comes from (SIGINT/SIGTERM in the binary).
+pub type StopFlag = std::sync::Arc<std::sync::atomic::AtomicBool>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_iterates_packets_in_order() {
+        let mut b = Batch::with_capacity();
+        b.push(1, 10, b"abc");
+        b.push(2, 20, b"");
+        b.push(3, 30, b"defg");
+        let v: Vec<_> = b.iter().map(|(t, r, d)| (t, r, d.to_vec())).collect();
+        assert_eq!(
+            v,
+            vec![
+                (1, 10, b"abc".to_vec()),
+                (2, 20, vec![]),
+                (3, 30, b"defg".to_vec())
+            ]
+        );
+    }
+}

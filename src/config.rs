@@ -1,0 +1,387 @@
+//! TOML configuration: the raw file shape (every key documented, unknown keys rejected) and its
+//! validation into the settings the pipeline runs with. `crosswire check-config` runs exactly
+//! this and names the bad key and why.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::decode::defrag;
+use crate::flow;
+
+/// A configuration problem, naming the key.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: key `{key}`: {why}")]
+    Invalid {
+        path: PathBuf,
+        key: &'static str,
+        why: String,
+    },
+}
+
+/// The file as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Raw {
+    /// Where packets come from.
+    #[serde(default)]
+    pub capture: RawCapture,
+    /// Threads and queues.
+    #[serde(default)]
+    pub pipeline: RawPipeline,
+    /// Where events go.
+    #[serde(default)]
+    pub output: RawOutput,
+    /// Flow table limits and timeouts (packet time).
+    #[serde(default)]
+    pub flow: RawFlow,
+    /// IP fragment reassembly limits.
+    #[serde(default)]
+    pub defrag: RawDefrag,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCapture {
+    /// Live capture interface (e.g. "eth1"). Exactly one of `interface` and `files`.
+    pub interface: Option<String>,
+    /// Capture files or directories to replay instead of a live interface.
+    pub files: Option<Vec<PathBuf>>,
+    /// BPF filter expression applied in libpcap.
+    pub bpf: Option<String>,
+    /// Kernel capture buffer in MiB (live). Default 64.
+    pub buffer_mib: Option<u32>,
+    /// Snapshot length in bytes (live). Default 65535.
+    pub snaplen: Option<u32>,
+    /// Promiscuous mode (live). Default true.
+    pub promiscuous: Option<bool>,
+    /// Replay speed: "max", "realtime" or a factor such as "2.5". Default "max".
+    pub speed: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPipeline {
+    /// Worker threads; 0 or absent means one per core.
+    pub workers: Option<usize>,
+    /// Batches each worker queue holds before the capture thread waits (replay) or drops (live).
+    pub queue_batches: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutput {
+    /// EVE JSON output file, or "-" for stdout. Default "-".
+    pub eve: Option<String>,
+    /// Interval between `stats` events while capturing live, e.g. "30s". Default "30s".
+    pub stats_interval: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFlow {
+    /// Flows tracked at once across all workers. Default 262144.
+    pub max_flows: Option<usize>,
+    /// Idle timeout of a TCP flow. Default "300s".
+    pub tcp_timeout: Option<String>,
+    /// Idle timeout of a UDP flow. Default "30s".
+    pub udp_timeout: Option<String>,
+    /// Time a closed (FIN/RST) TCP flow is kept. Default "5s".
+    pub closed_timeout: Option<String>,
+    /// Bytes of one TCP direction handed to the decoders. Default 4194304.
+    pub max_inspect_bytes: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDefrag {
+    /// Datagrams under reassembly at once, per worker. Default 4096.
+    pub max_datagrams: Option<usize>,
+    /// Time a partial datagram waits for its missing fragments. Default "30s".
+    pub timeout: Option<String>,
+}
+
+/// Replay pacing.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Speed {
+    Max,
+    /// Packets are released at `factor` times their recorded pace (1.0 = realtime).
+    Factor(f64),
+}
+
+impl Speed {
+    pub fn parse(s: &str) -> Result<Speed, String> {
+        match s {
+            "max" => Ok(Speed::Max),
+            "realtime" => Ok(Speed::Factor(1.0)),
+            other => match other.parse::<f64>() {
+                Ok(f) if f.is_finite() && f > 0.0 => Ok(Speed::Factor(f)),
+                _ => Err(format!(
+                    "`{other}` is not max, realtime or a positive factor"
+                )),
+            },
+        }
+    }
+}
+
+/// Validated settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub interface: Option<String>,
+    pub files: Vec<PathBuf>,
+    pub bpf: Option<String>,
+    pub buffer_bytes: i32,
+    pub snaplen: i32,
+    pub promiscuous: bool,
+    pub speed: Speed,
+    pub workers: usize,
+    pub queue_batches: usize,
+    pub eve: String,
+    pub stats_interval: Duration,
+    pub flow: flow::Limits,
+    pub defrag: defrag::Limits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            interface: None,
+            files: Vec::new(),
+            bpf: None,
+            buffer_bytes: 64 << 20,
+            snaplen: 65535,
+            promiscuous: true,
+            speed: Speed::Max,
+            workers: default_workers(),
+            queue_batches: 64,
+            eve: "-".into(),
+            stats_interval: Duration::from_secs(30),
+            flow: flow::Limits {
+                max_flows: 262_144,
+                ..flow::Limits::default()
+            },
+            defrag: defrag::Limits::default(),
+        }
+    }
+}
+
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+fn duration(path: &Path, key: &'static str, v: &Option<String>) -> Result<Option<Duration>, Error> {
+    match v {
+        None => Ok(None),
+        Some(s) => humantime::parse_duration(s)
+            .map(Some)
+            .map_err(|e| Error::Invalid {
+                path: path.to_owned(),
+                key,
+                why: format!("`{s}` is not a duration like \"30s\" or \"5m\": {e}"),
+            }),
+    }
+}
+
+/// Reads and validates a configuration file.
+pub fn load(path: &Path) -> Result<Config, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    from_str(path, &text)
+}
+
+/// Validates configuration text; `path` names it in messages.
+pub fn from_str(path: &Path, text: &str) -> Result<Config, Error> {
+    let raw: Raw = toml::from_str(text).map_err(|e| Error::Parse {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })?;
+    let invalid = |key: &'static str, why: String| Error::Invalid {
+        path: path.to_owned(),
+        key,
+        why,
+    };
+    let mut c = Config::default();
+    let cap = raw.capture;
+    match (&cap.interface, &cap.files) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "capture.files",
+                "give either capture.interface or capture.files, not both".into(),
+            ));
+        }
+        (Some(i), None) if i.is_empty() => {
+            return Err(invalid("capture.interface", "is empty".into()));
+        }
+        (None, Some(f)) if f.is_empty() => {
+            return Err(invalid("capture.files", "is an empty list".into()));
+        }
+        _ => {}
+    }
+    c.interface = cap.interface;
+    c.files = cap.files.unwrap_or_default();
+    c.bpf = cap.bpf.filter(|b| !b.trim().is_empty());
+    if let Some(b) = cap.buffer_mib {
+        if !(1..=2047).contains(&b) {
+            return Err(invalid(
+                "capture.buffer_mib",
+                format!("{b} is not within 1..=2047"),
+            ));
+        }
+        c.buffer_bytes = (b as i32) << 20;
+    }
+    if let Some(s) = cap.snaplen {
+        if !(64..=262_144).contains(&s) {
+            return Err(invalid(
+                "capture.snaplen",
+                format!("{s} is not within 64..=262144"),
+            ));
+        }
+        c.snaplen = s as i32;
+    }
+    if let Some(p) = cap.promiscuous {
+        c.promiscuous = p;
+    }
+    if let Some(s) = &cap.speed {
+        c.speed = Speed::parse(s).map_err(|why| invalid("capture.speed", why))?;
+    }
+    match raw.pipeline.workers {
+        Some(0) | None => {}
+        Some(n) if n > 256 => {
+            return Err(invalid("pipeline.workers", format!("{n} is more than 256")));
+        }
+        Some(n) => c.workers = n,
+    }
+    if let Some(q) = raw.pipeline.queue_batches {
+        if !(1..=65_536).contains(&q) {
+            return Err(invalid(
+                "pipeline.queue_batches",
+                format!("{q} is not within 1..=65536"),
+            ));
+        }
+        c.queue_batches = q;
+    }
+    if let Some(e) = raw.output.eve {
+        if e.is_empty() {
+            return Err(invalid(
+                "output.eve",
+                "is empty (use \"-\" for stdout)".into(),
+            ));
+        }
+        c.eve = e;
+    }
+    if let Some(d) = duration(path, "output.stats_interval", &raw.output.stats_interval)? {
+        if d < Duration::from_secs(1) {
+            return Err(invalid(
+                "output.stats_interval",
+                "must be at least 1s".into(),
+            ));
+        }
+        c.stats_interval = d;
+    }
+    let f = raw.flow;
+    if let Some(m) = f.max_flows {
+        if !(1..=100_000_000).contains(&m) {
+            return Err(invalid(
+                "flow.max_flows",
+                format!("{m} is not within 1..=100000000"),
+            ));
+        }
+        c.flow.max_flows = m;
+    }
+    let us = |d: Duration| d.as_micros().min(u128::from(u64::MAX)) as u64;
+    if let Some(d) = duration(path, "flow.tcp_timeout", &f.tcp_timeout)? {
+        c.flow.tcp_timeout_us = us(d);
+    }
+    if let Some(d) = duration(path, "flow.udp_timeout", &f.udp_timeout)? {
+        c.flow.udp_timeout_us = us(d);
+    }
+    if let Some(d) = duration(path, "flow.closed_timeout", &f.closed_timeout)? {
+        c.flow.closed_timeout_us = us(d);
+    }
+    if let Some(b) = f.max_inspect_bytes {
+        if b < 1024 {
+            return Err(invalid(
+                "flow.max_inspect_bytes",
+                format!("{b} is below 1024"),
+            ));
+        }
+        c.flow.max_inspect = b;
+    }
+    if let Some(m) = raw.defrag.max_datagrams {
+        if !(1..=1_000_000).contains(&m) {
+            return Err(invalid(
+                "defrag.max_datagrams",
+                format!("{m} is not within 1..=1000000"),
+            ));
+        }
+        c.defrag.max_datagrams = m;
+    }
+    if let Some(d) = duration(path, "defrag.timeout", &raw.defrag.timeout)? {
+        c.defrag.timeout_us = us(d);
+    }
+    Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str) -> Result<Config, Error> {
+        from_str(Path::new("test.toml"), text)
+    }
+
+    #[test]
+    fn example_config_is_valid() {
+        let text = include_str!("../systemd/crosswire.toml");
+        let c = check(text).expect("shipped example config must validate");
+        assert_eq!(c.interface.as_deref(), Some("eth1"));
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = check("[capture]\ninterfce = \"eth0\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("interfce"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let e = check("[flow]\ntcp_timeout = \"soon\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("flow.tcp_timeout"), "{e}");
+        let e = check("[capture]\nspeed = \"-2\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("capture.speed"), "{e}");
+        let e = check("[capture]\ninterface = \"a\"\nfiles = [\"b\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("capture.files"), "{e}");
+        let e = check("[pipeline]\nworkers = \"two\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("workers"), "{e}");
+    }
+
+    #[test]
+    fn durations_parse() {
+        let c = check("[flow]\ntcp_timeout = \"2m\"\nudp_timeout = \"10s\"\n").unwrap();
+        assert_eq!(c.flow.tcp_timeout_us, 120_000_000);
+        assert_eq!(c.flow.udp_timeout_us, 10_000_000);
+    }
+}

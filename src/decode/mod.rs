@@ -1,0 +1,9 @@
+//! Pure parsers over `&[u8]`: link layer to transport (`net`, `defrag`) and the application
+//! decoders (`dns`, `tls`, `http`). Every loop over packet bytes has a named cap; no function here
+//! panics on any input.
+
+pub mod defrag;
+pub mod dns;
+pub mod http;
+pub mod net;
+pub mod tls;

@@ -1,0 +1,770 @@
+//! Per-worker flow table: flows keyed by their 5-tuple (plus outer VLAN), TCP stream-head
+//! reassembly, application detection and the events a flow yields.
+//!
+//! Both directions of a flow reach the same worker (the dispatcher hashes symmetrically), so the
+//! table needs no lock. Everything is bounded: at most `Limits::max_flows` flows (the least
+//! recently active one is evicted and counted when a new flow needs room), each TCP direction
+//! keeps at most [`tcp::MAX_BUFFERED`] unconsumed bytes and is inspected for at most
+//! `Limits::max_inspect` bytes, and flows expire by **packet time** (`udp_timeout`,
+//! `tcp_timeout`, `closed_timeout`), never by the wall clock. A flow that ends, expires or is
+//! evicted first hands over the events it was still completing (a TLS ClientHello waiting for
+//! the ServerHello, HTTP requests waiting for their responses).
+
+pub mod tcp;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::net::IpAddr;
+
+use crate::decode::net::{Frame, L4, Tunnel};
+use crate::decode::{dns, http, tls};
+use crate::event::{Event, HttpEvent, Kind, Meta, TlsEvent};
+use tcp::{Accept, Reassembly};
+
+/// TCP flag bits.
+const FIN: u8 = 0x01;
+const SYN: u8 = 0x02;
+const RST: u8 = 0x04;
+const ACK: u8 = 0x10;
+
+/// Bytes of a direction searched for a TLS hello when its protocol is not recognised at once
+/// (STARTTLS, SOCKS, PostgreSQL SSLRequest, HTTP CONNECT preambles).
+pub const SCAN_CAP: usize = 16 * 1024;
+/// TLS records walked in a client direction after the first ClientHello (HelloRetryRequest).
+const TLS_MAX_RECORDS: u8 = 8;
+/// Steps of the application loop per segment; each step consumes bytes or stops.
+const MAX_APP_STEPS: usize = 256;
+
+/// Table limits; all times in microseconds of packet time.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_flows: usize,
+    pub udp_timeout_us: u64,
+    pub tcp_timeout_us: u64,
+    pub closed_timeout_us: u64,
+    /// Bytes of one TCP direction given to the decoders before the direction is left alone.
+    pub max_inspect: u64,
+    /// HTTP requests waiting for their responses, per flow.
+    pub max_pending_http: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_flows: 65_536,
+            udp_timeout_us: 30_000_000,
+            tcp_timeout_us: 300_000_000,
+            closed_timeout_us: 5_000_000,
+            max_inspect: 4 << 20,
+            max_pending_http: 16,
+        }
+    }
+}
+
+/// Counters kept by the table, merged into `stats`.
+#[derive(Debug, Default, Clone)]
+pub struct Counters {
+    pub flows_created: u64,
+    pub flows_expired: u64,
+    pub flows_evicted: u64,
+    pub tcp_gaps: u64,
+    pub tcp_retransmitted: u64,
+    pub tcp_ooo_dropped: u64,
+    pub stream_inspect_cap: u64,
+    pub http_unmatched_responses: u64,
+    /// Application decode errors by reason (`dns.truncated`, `http.head_too_long`, ...).
+    pub app_errors: BTreeMap<&'static str, u64>,
+}
+
+impl Counters {
+    pub fn merge(&mut self, o: &Counters) {
+        self.flows_created += o.flows_created;
+        self.flows_expired += o.flows_expired;
+        self.flows_evicted += o.flows_evicted;
+        self.tcp_gaps += o.tcp_gaps;
+        self.tcp_retransmitted += o.tcp_retransmitted;
+        self.tcp_ooo_dropped += o.tcp_ooo_dropped;
+        self.stream_inspect_cap += o.stream_inspect_cap;
+        self.http_unmatched_responses += o.http_unmatched_responses;
+        for (k, v) in &o.app_errors {
+            *self.app_errors.entry(k).or_default() += v;
+        }
+    }
+
+    fn error(&mut self, proto: &'static str, reason: &'static str) {
+        // Reasons are static strings; the key is interned as `proto.reason` once.
+        let key = intern(proto, reason);
+        *self.app_errors.entry(key).or_default() += 1;
+    }
+}
+
+/// Turns `proto` and `reason` into one `'static` key. The set of reasons is finite (decoder error
+/// enums), so the leaked strings are bounded.
+fn intern(proto: &'static str, reason: &'static str) -> &'static str {
+    use std::sync::{Mutex, OnceLock};
+    static NAMES: OnceLock<Mutex<HashMap<(&'static str, &'static str), &'static str>>> =
+        OnceLock::new();
+    let map = NAMES.get_or_init(Default::default);
+    let mut m = match map.lock() {
+        Ok(m) => m,
+        Err(p) => p.into_inner(),
+    };
+    if let Some(s) = m.get(&(proto, reason)) {
+        return s;
+    }
+    if m.len() >= 512 {
+        return "other";
+    }
+    let s: &'static str = Box::leak(format!("{proto}.{reason}").into_boxed_str());
+    m.insert((proto, reason), s);
+    s
+}
+
+/// Flow key: endpoints ordered so that both directions give the same key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Key {
+    a: IpAddr,
+    b: IpAddr,
+    ap: u16,
+    bp: u16,
+    proto: u8,
+    vlan: u16,
+}
+
+impl Key {
+    /// The key and whether the packet goes from `a` to `b`.
+    pub fn new(src: IpAddr, sp: u16, dst: IpAddr, dp: u16, proto: u8, vlan: u16) -> (Self, bool) {
+        if (src, sp) <= (dst, dp) {
+            let k = Key {
+                a: src,
+                b: dst,
+                ap: sp,
+                bp: dp,
+                proto,
+                vlan,
+            };
+            (k, true)
+        } else {
+            let k = Key {
+                a: dst,
+                b: src,
+                ap: dp,
+                bp: sp,
+                proto,
+                vlan,
+            };
+            (k, false)
+        }
+    }
+
+    fn endpoints(&self, dir: usize) -> (IpAddr, u16, IpAddr, u16) {
+        if dir == 0 {
+            (self.a, self.ap, self.b, self.bp)
+        } else {
+            (self.b, self.bp, self.a, self.ap)
+        }
+    }
+}
+
+/// What an application decoder does with one TCP direction.
+enum App {
+    Detect,
+    Dns,
+    TlsClient { records: u8 },
+    TlsServer { records: u8 },
+    HttpClient(Box<http::ClientParser>),
+    HttpServer(Box<http::ServerParser>),
+    Scan { scanned: usize },
+    Done,
+}
+
+struct Dir {
+    r: Reassembly,
+    app: App,
+    inspected: u64,
+}
+
+impl Dir {
+    fn new() -> Self {
+        Dir {
+            r: Reassembly::default(),
+            app: App::Detect,
+            inspected: 0,
+        }
+    }
+}
+
+struct TcpFlow {
+    dirs: [Dir; 2],
+    fin: [bool; 2],
+    /// A ClientHello waiting for the server's hello: (direction of the client, ts, recv, event).
+    pending_tls: Option<(usize, u64, u64, TlsEvent)>,
+    /// Requests waiting for their responses, oldest first.
+    pending_http: VecDeque<(usize, u64, u64, http::Request)>,
+}
+
+struct Flow {
+    id: u64,
+    last_us: u64,
+    closed: bool,
+    vlan: [u16; 3],
+    vlan_len: u8,
+    tunnel: Option<Tunnel>,
+    tcp: Option<Box<TcpFlow>>,
+}
+
+/// What every event of a flow shares; copied out of the flow so that its parts can be borrowed
+/// mutably while events are built.
+#[derive(Clone, Copy)]
+struct MetaBase {
+    key: Key,
+    id: u64,
+    vlan: [u16; 3],
+    vlan_len: u8,
+    tunnel: Option<Tunnel>,
+}
+
+impl MetaBase {
+    fn of(key: Key, flow: &Flow) -> Self {
+        MetaBase {
+            key,
+            id: flow.id,
+            vlan: flow.vlan,
+            vlan_len: flow.vlan_len,
+            tunnel: flow.tunnel,
+        }
+    }
+
+    /// Event metadata for an event sent in direction `dir` (its sender is `src`).
+    fn meta(&self, dir: usize, ts_us: u64, recv_ns: u64) -> Meta {
+        let (src, src_port, dst, dst_port) = self.key.endpoints(dir);
+        Meta {
+            ts_us,
+            flow_id: self.id,
+            src,
+            src_port,
+            dst,
+            dst_port,
+            proto: self.key.proto,
+            vlan: self.vlan,
+            vlan_len: self.vlan_len,
+            tunnel: self.tunnel,
+            recv_ns,
+        }
+    }
+}
+
+/// The flow table of one worker.
+pub struct Table {
+    flows: HashMap<Key, Flow>,
+    /// Approximate activity order: (check-at time, key); one entry per flow.
+    queue: VecDeque<(u64, Key)>,
+    limits: Limits,
+    pub counters: Counters,
+    next_expiry_check: u64,
+    scratch_dns: Vec<dns::Message>,
+}
+
+impl Table {
+    pub fn new(limits: Limits) -> Self {
+        Table {
+            flows: HashMap::new(),
+            queue: VecDeque::new(),
+            limits,
+            counters: Counters::default(),
+            next_expiry_check: 0,
+            scratch_dns: Vec::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.flows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.flows.is_empty()
+    }
+
+    /// Handles one decoded packet (`l4` may come from a reassembled IP datagram).
+    pub fn packet(
+        &mut self,
+        ts_us: u64,
+        recv_ns: u64,
+        f: &Frame<'_>,
+        l4: &L4<'_>,
+        out: &mut Vec<Event>,
+    ) {
+        if ts_us >= self.next_expiry_check {
+            self.expire(ts_us, out);
+            self.next_expiry_check = ts_us.saturating_add(1_000_000);
+        }
+        let (sp, dp) = match l4 {
+            L4::Tcp(t) => (t.src_port, t.dst_port),
+            L4::Udp(u) => (u.src_port, u.dst_port),
+            L4::Other(_) => return,
+        };
+        let vlan = if f.vlan_len > 0 { f.vlan[0] } else { 0 };
+        let (key, a_to_b) = Key::new(f.src, sp, f.dst, dp, f.proto, vlan);
+        let dir = if a_to_b { 0 } else { 1 };
+        if !self.flows.contains_key(&key) {
+            self.make_room(out);
+            let flow = Flow {
+                id: flow_id(&key, ts_us),
+                last_us: ts_us,
+                closed: false,
+                vlan: f.vlan,
+                vlan_len: f.vlan_len,
+                tunnel: f.tunnel,
+                tcp: None,
+            };
+            self.flows.insert(key, flow);
+            self.queue
+                .push_back((ts_us.saturating_add(self.timeout(&key, false)), key));
+            self.counters.flows_created += 1;
+        }
+        let Some(flow) = self.flows.get_mut(&key) else {
+            return;
+        };
+        flow.last_us = flow.last_us.max(ts_us);
+        let base = MetaBase::of(key, flow);
+        match l4 {
+            L4::Udp(u) => {
+                if is_dns_port(sp, dp) {
+                    match dns::parse(u.payload) {
+                        Ok(m) => out.push(Event {
+                            meta: base.meta(dir, ts_us, recv_ns),
+                            kind: Kind::Dns(Box::new(m)),
+                        }),
+                        Err(e) => self.counters.error("dns", e.reason()),
+                    }
+                }
+            }
+            L4::Tcp(t) => {
+                let tf = flow.tcp.get_or_insert_with(|| {
+                    Box::new(TcpFlow {
+                        dirs: [Dir::new(), Dir::new()],
+                        fin: [false; 2],
+                        pending_tls: None,
+                        pending_http: VecDeque::new(),
+                    })
+                });
+                if t.flags & SYN != 0 {
+                    tf.dirs[dir].r.syn(t.seq);
+                    if t.flags & ACK == 0 {
+                        // The SYN's sender is the client: the other side cannot start with a
+                        // request, so a server-side decoder is all that remains possible there.
+                    }
+                }
+                let data_seq = if t.flags & SYN != 0 {
+                    t.seq.wrapping_add(1)
+                } else {
+                    t.seq
+                };
+                let ctx = Ctx {
+                    ts_us,
+                    recv_ns,
+                    dns_port: is_dns_port(sp, dp),
+                    limits: &self.limits,
+                };
+                let d = &mut tf.dirs[dir];
+                if !matches!(d.app, App::Done) && !t.payload.is_empty() {
+                    let before = (d.r.gaps, d.r.retransmitted, d.r.ooo_dropped);
+                    let acc = d.r.segment(data_seq, t.payload);
+                    self.counters.tcp_gaps += d.r.gaps - before.0;
+                    self.counters.tcp_retransmitted += d.r.retransmitted - before.1;
+                    self.counters.tcp_ooo_dropped += d.r.ooo_dropped - before.2;
+                    if acc != Accept::Nothing {
+                        run_app(
+                            tf,
+                            dir,
+                            acc == Accept::Gap,
+                            &ctx,
+                            &mut self.counters,
+                            &mut self.scratch_dns,
+                            &base,
+                            out,
+                        );
+                    }
+                }
+                if t.flags & FIN != 0 {
+                    tf.fin[dir] = true;
+                }
+                if t.flags & RST != 0 || (tf.fin[0] && tf.fin[1]) {
+                    flush_pending(tf, &base, out);
+                    flow.closed = true;
+                }
+            }
+            L4::Other(_) => {}
+        }
+    }
+
+    fn timeout(&self, key: &Key, closed: bool) -> u64 {
+        if closed {
+            self.limits.closed_timeout_us
+        } else if key.proto == 6 {
+            self.limits.tcp_timeout_us
+        } else {
+            self.limits.udp_timeout_us
+        }
+    }
+
+    /// Ends flows idle past their timeout at packet time `now_us`.
+    pub fn expire(&mut self, now_us: u64, out: &mut Vec<Event>) {
+        // Each pass pops one entry; every flow has one entry, so this is bounded by the table.
+        for _ in 0..self.queue.len() {
+            let Some(&(check_at, key)) = self.queue.front() else {
+                break;
+            };
+            if check_at > now_us {
+                break;
+            }
+            self.queue.pop_front();
+            let Some(flow) = self.flows.get(&key) else {
+                continue;
+            };
+            let deadline = flow.last_us.saturating_add(self.timeout(&key, flow.closed));
+            if deadline <= now_us {
+                self.end_flow(&key, out);
+                self.counters.flows_expired += 1;
+            } else {
+                self.queue.push_back((deadline, key));
+            }
+        }
+    }
+
+    /// Evicts the least recently active flow when the table is full.
+    fn make_room(&mut self, out: &mut Vec<Event>) {
+        if self.flows.len() < self.limits.max_flows.max(1) {
+            return;
+        }
+        // Give recently active flows a second chance, a bounded number of times.
+        for _ in 0..8 {
+            let Some((check_at, key)) = self.queue.pop_front() else {
+                break;
+            };
+            let Some(flow) = self.flows.get(&key) else {
+                continue;
+            };
+            let deadline = flow.last_us.saturating_add(self.timeout(&key, flow.closed));
+            if deadline > check_at && self.queue.len() > 1 {
+                self.queue.push_back((deadline, key));
+                continue;
+            }
+            self.end_flow(&key, out);
+            self.counters.flows_evicted += 1;
+            return;
+        }
+        // Everything was recently active: evict the front anyway.
+        while let Some((_, key)) = self.queue.pop_front() {
+            if self.flows.contains_key(&key) {
+                self.end_flow(&key, out);
+                self.counters.flows_evicted += 1;
+                return;
+            }
+        }
+    }
+
+    fn end_flow(&mut self, key: &Key, out: &mut Vec<Event>) {
+        if let Some(mut flow) = self.flows.remove(key) {
+            let base = MetaBase::of(*key, &flow);
+            if let Some(tf) = flow.tcp.as_mut() {
+                flush_pending(tf, &base, out);
+            }
+        }
+    }
+
+    /// Ends every flow (end of input), handing over their pending events.
+    pub fn flush(&mut self, out: &mut Vec<Event>) {
+        let keys: Vec<Key> = self.flows.keys().copied().collect();
+        let start = out.len();
+        for k in keys {
+            self.end_flow(&k, out);
+        }
+        self.queue.clear();
+        if let Some(tail) = out.get_mut(start..) {
+            tail.sort_by_key(|e| (e.meta.ts_us, e.meta.flow_id));
+        }
+    }
+}
+
+fn is_dns_port(sp: u16, dp: u16) -> bool {
+    sp == 53 || dp == 53
+}
+
+/// Stable flow id from the key and the flow's first packet time: the same input always gives the
+/// same ids. Kept below 2^53 so that every JSON reader holds it exactly.
+fn flow_id(key: &Key, first_us: u64) -> u64 {
+    #[allow(deprecated)]
+    let mut h = std::hash::SipHasher::new_with_keys(0x6372_6f73_7377_6972, 0x6566_6c6f_7769_6473);
+    key.hash(&mut h);
+    first_us.hash(&mut h);
+    h.finish() & ((1 << 51) - 1)
+}
+
+struct Ctx<'l> {
+    ts_us: u64,
+    recv_ns: u64,
+    dns_port: bool,
+    limits: &'l Limits,
+}
+
+fn flush_pending(tf: &mut TcpFlow, base: &MetaBase, out: &mut Vec<Event>) {
+    if let Some((d, ts, recv, ev)) = tf.pending_tls.take() {
+        out.push(Event {
+            meta: base.meta(d, ts, recv),
+            kind: Kind::Tls(Box::new(ev)),
+        });
+    }
+    while let Some((d, ts, recv, req)) = tf.pending_http.pop_front() {
+        out.push(Event {
+            meta: base.meta(d, ts, recv),
+            kind: Kind::Http(Box::new(HttpEvent {
+                request: req,
+                response: None,
+            })),
+        });
+    }
+}
+
+/// Runs the application decoder of direction `dir` over its reassembled bytes.
+#[allow(clippy::too_many_arguments)]
+fn run_app(
+    tf: &mut TcpFlow,
+    dir: usize,
+    gap: bool,
+    ctx: &Ctx<'_>,
+    counters: &mut Counters,
+    dns_scratch: &mut Vec<dns::Message>,
+    base: &MetaBase,
+    out: &mut Vec<Event>,
+) {
+    if gap {
+        match &mut tf.dirs[dir].app {
+            App::HttpClient(p) => p.gap(),
+            App::HttpServer(p) => p.gap(),
+            App::Detect | App::Scan { .. } => {}
+            // Message boundaries are lost for length-prefixed and record protocols.
+            app => *app = App::Done,
+        }
+    }
+    let mut requests: Vec<http::Request> = Vec::new();
+    let mut responses: Vec<http::Response> = Vec::new();
+    for _ in 0..MAX_APP_STEPS {
+        let d = &mut tf.dirs[dir];
+        let buf = &d.r.buf;
+        let mut consumed = 0usize;
+        let mut progress = true;
+        match &mut d.app {
+            App::Done => {
+                consumed = buf.len();
+                progress = false;
+            }
+            App::Detect => {
+                if buf.len() < 6 && !ctx.dns_port {
+                    break;
+                }
+                d.app = if ctx.dns_port {
+                    App::Dns
+                } else if tls::looks_like_record(buf) {
+                    match buf.get(5) {
+                        Some(1) => App::TlsClient { records: 0 },
+                        Some(2) => App::TlsServer { records: 0 },
+                        _ => App::Scan { scanned: 0 },
+                    }
+                } else if http::looks_like_request(buf) {
+                    App::HttpClient(Box::new(http::ClientParser::new()))
+                } else if http::looks_like_response(buf) {
+                    App::HttpServer(Box::new(http::ServerParser::new()))
+                } else {
+                    App::Scan { scanned: 0 }
+                };
+            }
+            App::Dns => {
+                let (Some(&hi), Some(&lo)) = (buf.first(), buf.get(1)) else {
+                    break;
+                };
+                let len = usize::from(u16::from_be_bytes([hi, lo]));
+                let Some(msg) = buf.get(2..2 + len) else {
+                    break;
+                };
+                match dns::parse(msg) {
+                    Ok(m) => dns_scratch.push(m),
+                    Err(e) => counters.error("dns", e.reason()),
+                }
+                consumed = 2 + len;
+            }
+            App::TlsClient { records } => match tls::client_hello(buf) {
+                tls::Parse::Done(ch, n) => {
+                    if let Some((pd, ts, recv, ev)) = tf.pending_tls.take() {
+                        out.push(Event {
+                            meta: base.meta(pd, ts, recv),
+                            kind: Kind::Tls(Box::new(ev)),
+                        });
+                    }
+                    tf.pending_tls = Some((
+                        dir,
+                        ctx.ts_us,
+                        ctx.recv_ns,
+                        TlsEvent {
+                            hello: ch,
+                            server: None,
+                        },
+                    ));
+                    consumed = n;
+                    *records += 1;
+                }
+                tls::Parse::Skip(n) => {
+                    // The client moved on: its hello will not be completed by a server hello
+                    // we have not seen by now (one-sided capture).
+                    if let Some((pd, ts, recv, ev)) = tf.pending_tls.take() {
+                        out.push(Event {
+                            meta: base.meta(pd, ts, recv),
+                            kind: Kind::Tls(Box::new(ev)),
+                        });
+                    }
+                    consumed = n;
+                    *records += 1;
+                }
+                tls::Parse::NeedMore => break,
+                tls::Parse::Invalid(e) => {
+                    // After a hello, an encrypted handshake record is expected to look invalid.
+                    if *records == 0 {
+                        counters.error("tls", e.reason());
+                    }
+                    d.app = App::Done;
+                }
+            },
+            App::TlsServer { records } => match tls::server_hello(buf) {
+                tls::Parse::Done(sh, n) => {
+                    if let Some((pd, ts, recv, mut ev)) = tf.pending_tls.take() {
+                        ev.server = Some(sh);
+                        out.push(Event {
+                            meta: base.meta(pd, ts, recv),
+                            kind: Kind::Tls(Box::new(ev)),
+                        });
+                    }
+                    consumed = n;
+                    *records += 1;
+                }
+                tls::Parse::Skip(n) => {
+                    consumed = n;
+                    *records += 1;
+                }
+                tls::Parse::NeedMore => break,
+                tls::Parse::Invalid(_) => {
+                    d.app = App::Done;
+                }
+            },
+            App::HttpClient(p) => match p.feed(buf, &mut requests) {
+                http::Feed::Consumed(n) => {
+                    consumed = n;
+                    progress = n > 0;
+                }
+                http::Feed::Tunnel(n) => {
+                    consumed = n;
+                    d.app = App::Scan { scanned: 0 };
+                }
+                http::Feed::Stop(e) => {
+                    counters.error("http", e.reason());
+                    d.app = App::Done;
+                }
+            },
+            App::HttpServer(p) => match p.feed(buf, &mut responses) {
+                http::Feed::Consumed(n) => {
+                    consumed = n;
+                    progress = n > 0;
+                }
+                http::Feed::Tunnel(n) => {
+                    consumed = n;
+                    d.app = App::Scan { scanned: 0 };
+                }
+                http::Feed::Stop(e) => {
+                    counters.error("http", e.reason());
+                    d.app = App::Done;
+                }
+            },
+            App::Scan { scanned } => {
+                if let Some(k) = tls::find_client_hello(buf) {
+                    consumed = k;
+                    d.app = App::TlsClient { records: 0 };
+                } else if let Some(k) = find_server_hello(buf) {
+                    consumed = k;
+                    d.app = App::TlsServer { records: 0 };
+                } else {
+                    // Keep a tail that could be the start of a record header.
+                    consumed = buf.len().saturating_sub(5);
+                    *scanned += consumed;
+                    progress = false;
+                    if *scanned > SCAN_CAP {
+                        d.app = App::Done;
+                    }
+                }
+            }
+        }
+        // Enforce the caps of the TLS states.
+        match d.app {
+            App::TlsClient { records } | App::TlsServer { records }
+                if records > TLS_MAX_RECORDS =>
+            {
+                d.app = App::Done;
+            }
+            _ => {}
+        }
+        let consumed = consumed.min(d.r.buf.len());
+        d.r.buf.drain(..consumed);
+        d.inspected += consumed as u64;
+        if d.inspected > ctx.limits.max_inspect && !matches!(d.app, App::Done) {
+            counters.stream_inspect_cap += 1;
+            d.app = App::Done;
+        }
+        if matches!(d.app, App::Done) {
+            d.r.clear();
+        }
+        if !progress || d.r.buf.is_empty() {
+            break;
+        }
+    }
+    for m in dns_scratch.drain(..) {
+        out.push(Event {
+            meta: base.meta(dir, ctx.ts_us, ctx.recv_ns),
+            kind: Kind::Dns(Box::new(m)),
+        });
+    }
+    for req in requests {
+        if tf.pending_http.len() >= ctx.limits.max_pending_http {
+            if let Some((pd, ts, recv, old)) = tf.pending_http.pop_front() {
+                out.push(Event {
+                    meta: base.meta(pd, ts, recv),
+                    kind: Kind::Http(Box::new(HttpEvent {
+                        request: old,
+                        response: None,
+                    })),
+                });
+            }
+        }
+        tf.pending_http
+            .push_back((dir, ctx.ts_us, ctx.recv_ns, req));
+    }
+    for resp in responses {
+        match tf.pending_http.pop_front() {
+            Some((pd, ts, recv, req)) => out.push(Event {
+                meta: base.meta(pd, ts, recv),
+                kind: Kind::Http(Box::new(HttpEvent {
+                    request: req,
+                    response: Some(resp),
+                })),
+            }),
+            None => counters.http_unmatched_responses += 1,
+        }
+    }
+}
+
+/// Offset of a plausible TLS handshake record carrying a ServerHello (`16 03 0x len len 02`).
+fn find_server_hello(buf: &[u8]) -> Option<usize> {
+    buf.windows(6).position(|w| {
+        w[0] == 0x16 && w[1] == 3 && w[2] <= 4 && w[5] == 2 && {
+            let len = u16::from_be_bytes([w[3], w[4]]);
+            (38..=16_640).contains(&len)
+        }
+    })
+}

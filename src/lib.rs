@@ -1,0 +1,24 @@
+//! crosswire: a network sensor for a tap or SPAN port.
+//!
+//! ```text
+//!  live (libpcap) / replay (pcap, pcapng)
+//!        |
+//!  capture thread: decode L2-L4 once for a symmetric flow hash, copy each packet once into a
+//!        |         recycled batch buffer, send the batch to its worker's bounded queue
+//!  [queue 0] .. [queue N-1]     replay waits for room; live drops the newest batch and counts it
+//!        |
+//!  workers: L2-L4 (+ tunnels, IP reassembly) -> flow table -> TCP stream heads -> dns/tls/http
+//!        |
+//!  output thread: EVE JSON lines, stats with capture-to-event latency percentiles
+//! ```
+//!
+//! Packet time is the clock: flow expiry and every window run on packet timestamps, so replaying
+//! a capture reproduces what the live sensor did.
+
+pub mod capture;
+pub mod config;
+pub mod decode;
+pub mod event;
+pub mod flow;
+pub mod output;
+pub mod pipeline;

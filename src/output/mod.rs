@@ -1,0 +1,225 @@
+//! The output thread: EVE JSON lines for every event, `stats` events, and the capture-to-event
+//! latency histogram.
+//!
+//! Workers send their events in one message per batch; the capture side sends stats requests.
+//! The writer is buffered and flushed whenever the queue runs empty, so a live event reaches the
+//! file within milliseconds while replay writes in large blocks.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crossbeam_channel::Receiver;
+use hdrhistogram::Histogram;
+use serde_json::{Map, Value, json};
+
+use crate::capture::CaptureCounters;
+use crate::event::{self, Event};
+use crate::flow;
+
+/// Counters the workers publish after every batch.
+#[derive(Debug, Default, Clone)]
+pub struct WorkerTotals {
+    pub packets: u64,
+    pub bytes: u64,
+    pub not_ip: u64,
+    pub decode_errors: BTreeMap<&'static str, u64>,
+    pub defrag_reassembled: u64,
+    pub defrag_timeouts: u64,
+    pub defrag_evicted: u64,
+    pub defrag_invalid: u64,
+    pub tunnels: u64,
+    pub flow: flow::Counters,
+    pub active_flows: u64,
+}
+
+impl WorkerTotals {
+    pub fn merge(&mut self, o: &WorkerTotals) {
+        self.packets += o.packets;
+        self.bytes += o.bytes;
+        self.not_ip += o.not_ip;
+        for (k, v) in &o.decode_errors {
+            *self.decode_errors.entry(k).or_default() += v;
+        }
+        self.defrag_reassembled += o.defrag_reassembled;
+        self.defrag_timeouts += o.defrag_timeouts;
+        self.defrag_evicted += o.defrag_evicted;
+        self.defrag_invalid += o.defrag_invalid;
+        self.tunnels += o.tunnels;
+        self.flow.merge(&o.flow);
+        self.active_flows += o.active_flows;
+    }
+}
+
+/// One slot per worker, overwritten with that worker's running totals.
+pub type SharedTotals = Arc<Mutex<Vec<WorkerTotals>>>;
+
+/// What the output thread receives.
+pub enum Msg {
+    Events(Vec<Event>),
+    /// Write a `stats` event with these capture counters; `final_` marks the last one.
+    Stats {
+        capture: CaptureCounters,
+        final_: bool,
+    },
+}
+
+/// Running output counters.
+#[derive(Debug, Default, Clone)]
+pub struct OutputTotals {
+    pub events: BTreeMap<&'static str, u64>,
+    pub write_errors: u64,
+}
+
+/// Runs the output loop until every sender is gone. Returns the totals.
+pub fn run(
+    rx: Receiver<Msg>,
+    mut w: Box<dyn Write + Send>,
+    shared: SharedTotals,
+    epoch: Instant,
+) -> OutputTotals {
+    let mut totals = OutputTotals::default();
+    // 1 µs .. 60 s, 3 significant digits; cannot fail with these bounds.
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).ok();
+    let mut line = Vec::with_capacity(4096);
+    let started = Instant::now();
+    loop {
+        let msg = match rx.try_recv() {
+            Ok(m) => m,
+            Err(crossbeam_channel::TryRecvError::Empty) => {
+                if w.flush().is_err() {
+                    totals.write_errors += 1;
+                }
+                match rx.recv() {
+                    Ok(m) => m,
+                    Err(_) => break,
+                }
+            }
+            Err(crossbeam_channel::TryRecvError::Disconnected) => break,
+        };
+        match msg {
+            Msg::Events(evs) => {
+                let now_ns = epoch.elapsed().as_nanos() as u64;
+                for ev in &evs {
+                    line.clear();
+                    event::write_eve(ev, &mut line);
+                    if w.write_all(&line).is_err() {
+                        totals.write_errors += 1;
+                    }
+                    *totals.events.entry(ev.protocol()).or_default() += 1;
+                    if let Some(h) = hist.as_mut() {
+                        let us = now_ns.saturating_sub(ev.meta.recv_ns) / 1000;
+                        let _ = h.record(us.clamp(1, 60_000_000));
+                    }
+                }
+            }
+            Msg::Stats { capture, final_ } => {
+                let workers = merged(&shared);
+                let v = stats_json(&capture, &workers, &totals, hist.as_ref(), started, final_);
+                line.clear();
+                if serde_json::to_writer(&mut line, &v).is_ok() {
+                    line.push(b'\n');
+                    if w.write_all(&line).is_err() {
+                        totals.write_errors += 1;
+                    }
+                }
+            }
+        }
+    }
+    if w.flush().is_err() {
+        totals.write_errors += 1;
+    }
+    totals
+}
+
+fn merged(shared: &SharedTotals) -> WorkerTotals {
+    let mut t = WorkerTotals::default();
+    let slots = match shared.lock() {
+        Ok(s) => s,
+        Err(p) => p.into_inner(),
+    };
+    for s in slots.iter() {
+        t.merge(s);
+    }
+    t
+}
+
+fn map_of(m: &BTreeMap<&'static str, u64>) -> Value {
+    Value::Object(
+        m.iter()
+            .map(|(k, v)| ((*k).to_string(), json!(v)))
+            .collect::<Map<_, _>>(),
+    )
+}
+
+/// The `stats` event. Its timestamp is the packet time of the last packet read.
+pub fn stats_json(
+    c: &CaptureCounters,
+    w: &WorkerTotals,
+    o: &OutputTotals,
+    hist: Option<&Histogram<u64>>,
+    started: Instant,
+    final_: bool,
+) -> Value {
+    let lat = hist.map(|h| {
+        json!({
+            "count": h.len(),
+            "p50": h.value_at_quantile(0.50),
+            "p99": h.value_at_quantile(0.99),
+            "p999": h.value_at_quantile(0.999),
+            "max": h.max(),
+        })
+    });
+    let f = &w.flow;
+    json!({
+        "timestamp": event::format_ts(c.last_ts_us),
+        "event_type": "stats",
+        "stats": {
+            "final": final_,
+            "uptime": started.elapsed().as_secs(),
+            "capture": {
+                "packets": c.packets,
+                "bytes": c.bytes,
+                "kernel_packets": c.kernel_packets,
+                "kernel_drops": c.kernel_drops,
+                "kernel_ifdrops": c.kernel_ifdrops,
+                "queue_drop_batches": c.queue_drop_batches,
+                "queue_drop_packets": c.queue_drop_packets,
+                "read_errors": c.read_errors,
+            },
+            "decoder": {
+                "packets": w.packets,
+                "bytes": w.bytes,
+                "not_ip": w.not_ip,
+                "tunnelled": w.tunnels,
+                "errors": map_of(&w.decode_errors),
+            },
+            "defrag": {
+                "reassembled": w.defrag_reassembled,
+                "timeouts": w.defrag_timeouts,
+                "evicted": w.defrag_evicted,
+                "invalid": w.defrag_invalid,
+            },
+            "flow": {
+                "created": f.flows_created,
+                "expired": f.flows_expired,
+                "evicted": f.flows_evicted,
+                "active": w.active_flows,
+            },
+            "tcp": {
+                "gaps": f.tcp_gaps,
+                "retransmitted": f.tcp_retransmitted,
+                "ooo_dropped": f.tcp_ooo_dropped,
+                "inspect_cap": f.stream_inspect_cap,
+            },
+            "app_layer": {
+                "events": map_of(&o.events),
+                "errors": map_of(&f.app_errors),
+                "http_unmatched_responses": f.http_unmatched_responses,
+            },
+            "latency_us": lat,
+            "output": { "write_errors": o.write_errors },
+        }
+    })
+}

@@ -1,0 +1,229 @@
+//! Wires the threads together: one capture thread (the caller's), N workers, one output thread.
+//!
+//! Queues are bounded crossbeam channels: capture -> worker (batches), worker -> capture (empty
+//! batches for reuse), workers -> output (events). Replay waits for room; live drops the newest
+//! batch when a worker queue is full and counts it. Shutdown drains everything: the capture side
+//! flushes its partial batches and closes the worker queues, each worker ends its flows (handing
+//! over pending events), and the output thread writes the final `stats` event last.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender, bounded};
+
+use crate::capture::{self, Batch, Dispatcher, StopFlag};
+use crate::config::Config;
+use crate::decode::{defrag, net};
+use crate::event::Event;
+use crate::flow;
+use crate::output::{self, Msg, OutputTotals, SharedTotals, WorkerTotals};
+
+/// The running pipeline minus its packet source.
+pub struct Pipeline {
+    pub dispatcher: Dispatcher,
+    workers: Vec<JoinHandle<()>>,
+    out_tx: Sender<Msg>,
+    output: JoinHandle<OutputTotals>,
+}
+
+/// What a run did.
+#[derive(Debug)]
+pub struct Summary {
+    pub capture: capture::CaptureCounters,
+    pub output: OutputTotals,
+    /// Per-file problems (the run went on).
+    pub errors: Vec<String>,
+}
+
+impl Pipeline {
+    /// Starts workers and the output thread writing to `out`.
+    pub fn start(cfg: &Config, out: Box<dyn Write + Send>, lossless: bool) -> Pipeline {
+        let n = cfg.workers.max(1);
+        let epoch = Instant::now();
+        let shared: SharedTotals = Arc::new(Mutex::new(vec![WorkerTotals::default(); n]));
+        let (out_tx, out_rx) = bounded::<Msg>(1024);
+        let (recycle_tx, recycle_rx) = bounded::<Batch>(n * cfg.queue_batches + n);
+        let mut senders = Vec::with_capacity(n);
+        let mut workers = Vec::with_capacity(n);
+        let mut limits = cfg.flow;
+        limits.max_flows = (limits.max_flows / n).max(1);
+        for i in 0..n {
+            let (tx, rx) = bounded::<Batch>(cfg.queue_batches);
+            senders.push(tx);
+            let w = Worker {
+                index: i,
+                rx,
+                recycle: recycle_tx.clone(),
+                out: out_tx.clone(),
+                shared: shared.clone(),
+                table: flow::Table::new(limits),
+                defrag: defrag::Defrag::new(cfg.defrag),
+                totals: WorkerTotals::default(),
+            };
+            let h = std::thread::Builder::new()
+                .name(format!("crosswire-worker-{i}"))
+                .spawn(move || w.run());
+            match h {
+                Ok(h) => workers.push(h),
+                Err(e) => tracing::error!(error = %e, "cannot start worker thread"),
+            }
+        }
+        let output = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("crosswire-output".into())
+                .spawn(move || output::run(out_rx, out, shared, epoch))
+        };
+        let output = match output {
+            Ok(h) => h,
+            // Without an output thread nothing can be written; fail loudly.
+            Err(e) => panic!("cannot start the output thread: {e}"),
+        };
+        Pipeline {
+            dispatcher: Dispatcher::new(senders, recycle_rx, lossless, epoch),
+            workers,
+            out_tx,
+            output,
+        }
+    }
+
+    /// A handle that asks the output thread for a periodic `stats` event. Drop it before
+    /// [`Pipeline::finish`], which waits for every sender to go.
+    pub fn stats_sender(&self) -> impl Fn(capture::CaptureCounters) + use<> {
+        let tx = self.out_tx.clone();
+        move |capture| {
+            let _ = tx.send(Msg::Stats {
+                capture,
+                final_: false,
+            });
+        }
+    }
+
+    /// Drains everything and writes the final `stats` event.
+    pub fn finish(mut self, errors: Vec<String>) -> Summary {
+        self.dispatcher.flush();
+        let capture = self.dispatcher.counters;
+        drop(self.dispatcher);
+        for h in self.workers {
+            let _ = h.join();
+        }
+        let _ = self.out_tx.send(Msg::Stats {
+            capture,
+            final_: true,
+        });
+        drop(self.out_tx);
+        let output = self.output.join().unwrap_or_default();
+        Summary {
+            capture,
+            output,
+            errors,
+        }
+    }
+}
+
+struct Worker {
+    index: usize,
+    rx: Receiver<Batch>,
+    recycle: Sender<Batch>,
+    out: Sender<Msg>,
+    shared: SharedTotals,
+    table: flow::Table,
+    defrag: defrag::Defrag,
+    totals: WorkerTotals,
+}
+
+impl Worker {
+    fn run(mut self) {
+        let mut events: Vec<Event> = Vec::new();
+        while let Ok(batch) = self.rx.recv() {
+            for (ts, recv, data) in batch.iter() {
+                self.packet(batch.link_type, ts, recv, data, &mut events);
+            }
+            let _ = self.recycle.try_send(batch);
+            if !events.is_empty() {
+                let _ = self.out.send(Msg::Events(std::mem::take(&mut events)));
+            }
+            self.publish();
+        }
+        self.table.flush(&mut events);
+        if !events.is_empty() {
+            let _ = self.out.send(Msg::Events(events));
+        }
+        self.publish();
+    }
+
+    fn packet(&mut self, link_type: i32, ts: u64, recv: u64, data: &[u8], events: &mut Vec<Event>) {
+        self.totals.packets += 1;
+        self.totals.bytes += data.len() as u64;
+        let frame = match net::decode(link_type, data) {
+            Ok(f) => f,
+            Err(net::Error::NotIp) => {
+                self.totals.not_ip += 1;
+                return;
+            }
+            Err(e) => {
+                *self.totals.decode_errors.entry(e.reason()).or_default() += 1;
+                return;
+            }
+        };
+        if frame.tunnel.is_some() {
+            self.totals.tunnels += 1;
+        }
+        if frame.frag.is_some() {
+            self.defrag.expire(ts);
+            if let Some(datagram) = self.defrag.push(ts, &frame) {
+                let l4 = net::decode_l4(frame.proto, &datagram);
+                self.table.packet(ts, recv, &frame, &l4, events);
+            }
+            return;
+        }
+        self.table.packet(ts, recv, &frame, &frame.l4, events);
+    }
+
+    fn publish(&mut self) {
+        let ds = self.defrag.stats();
+        self.totals.defrag_reassembled = ds.reassembled;
+        self.totals.defrag_timeouts = ds.timeouts;
+        self.totals.defrag_evicted = ds.evicted;
+        self.totals.defrag_invalid = ds.invalid;
+        self.totals.flow = self.table.counters.clone();
+        self.totals.active_flows = self.table.len() as u64;
+        let mut slots = match self.shared.lock() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        };
+        if let Some(s) = slots.get_mut(self.index) {
+            *s = self.totals.clone();
+        }
+    }
+}
+
+/// Replays capture files (directories expand to their files in name order).
+pub fn replay(
+    cfg: &Config,
+    paths: &[PathBuf],
+    out: Box<dyn Write + Send>,
+    stop: &StopFlag,
+) -> Summary {
+    let mut errors = Vec::new();
+    let files = match capture::file::expand(paths) {
+        Ok(f) => f,
+        Err(e) => {
+            errors.push(format!("cannot list input: {e}"));
+            Vec::new()
+        }
+    };
+    let mut p = Pipeline::start(cfg, out, true);
+    for f in &files {
+        if let Err(e) =
+            capture::file::replay(f, cfg.bpf.as_deref(), cfg.speed, stop, &mut p.dispatcher)
+        {
+            tracing::error!("{e}");
+            errors.push(e.to_string());
+        }
+    }
+    p.finish(errors)
+}
