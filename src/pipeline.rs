@@ -172,11 +172,15 @@ impl Worker {
         if frame.tunnel.is_some() {
             self.totals.tunnels += 1;
         }
+        if let Some(e) = frame.inner_error {
+            // The tunnel's inside could not be decoded; the outer packet is still used.
+            *self.totals.decode_errors.entry(e.reason()).or_default() += 1;
+        }
         if frame.frag.is_some() {
             self.defrag.expire(ts);
             if let Some(datagram) = self.defrag.push(ts, &frame) {
-                let l4 = net::decode_l4(frame.proto, &datagram);
-                self.table.packet(ts, recv, &frame, &l4, events);
+                let whole = net::decode_reassembled(&frame, &datagram);
+                self.table.packet(ts, recv, &whole, &whole.l4, events);
             }
             return;
         }

@@ -572,9 +572,9 @@ fn run_app(
                         _ => App::Scan { scanned: 0 },
                     }
                 } else if http::looks_like_request(buf) {
-                    App::HttpClient(Box::new(http::ClientParser::new()))
+                    App::HttpClient(Box::default())
                 } else if http::looks_like_response(buf) {
-                    App::HttpServer(Box::new(http::ServerParser::new()))
+                    App::HttpServer(Box::default())
                 } else {
                     App::Scan { scanned: 0 }
                 };
@@ -664,8 +664,15 @@ fn run_app(
                     consumed = n;
                     d.app = App::Scan { scanned: 0 };
                 }
+                http::Feed::Stop(http::Error::NotHttp) => {
+                    // A text protocol that only looked like HTTP (SMTP `EHLO x`, FTP `USER x`):
+                    // it may still upgrade to TLS.
+                    d.app = App::Scan { scanned: 0 };
+                }
                 http::Feed::Stop(e) => {
-                    counters.error("http", e.reason());
+                    if e.is_anomaly() {
+                        counters.error("http", e.reason());
+                    }
                     d.app = App::Done;
                 }
             },
@@ -678,8 +685,15 @@ fn run_app(
                     consumed = n;
                     d.app = App::Scan { scanned: 0 };
                 }
+                http::Feed::Stop(http::Error::NotHttp) => {
+                    // A text protocol that only looked like HTTP (SMTP `EHLO x`, FTP `USER x`):
+                    // it may still upgrade to TLS.
+                    d.app = App::Scan { scanned: 0 };
+                }
                 http::Feed::Stop(e) => {
-                    counters.error("http", e.reason());
+                    if e.is_anomaly() {
+                        counters.error("http", e.reason());
+                    }
                     d.app = App::Done;
                 }
             },
@@ -730,9 +744,23 @@ fn run_app(
             kind: Kind::Dns(Box::new(m)),
         });
     }
+    if !requests.is_empty() {
+        // The response direction frames bodies by the request method (HEAD, CONNECT).
+        let other = &mut tf.dirs[1 - dir].app;
+        if matches!(other, App::Detect) {
+            *other = App::HttpServer(Box::default());
+        }
+        if let App::HttpServer(p) = other {
+            for r in &requests {
+                p.request_method(&r.method);
+            }
+        }
+    }
     for req in requests {
-        if tf.pending_http.len() >= ctx.limits.max_pending_http {
-            if let Some((pd, ts, recv, old)) = tf.pending_http.pop_front() {
+        if tf.pending_http.len() >= ctx.limits.max_pending_http
+            && let Some((pd, ts, recv, old)) = tf.pending_http.pop_front()
+        {
+            {
                 out.push(Event {
                     meta: base.meta(pd, ts, recv),
                     kind: Kind::Http(Box::new(HttpEvent {

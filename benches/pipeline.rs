@@ -1,0 +1,122 @@
+//! Whole-pipeline replay throughput next to a plain libpcap read loop over the same file,
+//! measured in the same run (absolute times on shared machines are noisy; the ratio is the
+//! figure that matters).
+//!
+//! `cargo bench --bench pipeline -- [CAPTURE...]`; without arguments it uses the largest real
+//! captures in ../shared/captures/real, or the project's own captures.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use crosswire::config::Config;
+use crosswire::pipeline;
+
+/// Runs `f` repeatedly for at least `min` and returns the best (fastest) packets/s.
+fn measure(min: Duration, packets: u64, mut f: impl FnMut()) -> f64 {
+    let start = Instant::now();
+    let mut best = f64::MAX;
+    let mut runs = 0;
+    while start.elapsed() < min || runs < 3 {
+        let t = Instant::now();
+        f();
+        best = best.min(t.elapsed().as_secs_f64());
+        runs += 1;
+    }
+    packets as f64 / best
+}
+
+/// The floor: libpcap reading every packet and touching its bytes.
+fn libpcap_loop(path: &Path) -> (u64, u64) {
+    let mut cap = pcap::Capture::from_file(path).expect("open capture");
+    let (mut n, mut sum) = (0u64, 0u64);
+    while let Ok(p) = cap.next_packet() {
+        n += 1;
+        sum =
+            sum.wrapping_add(u64::from(p.data.first().copied().unwrap_or(0)) + p.data.len() as u64);
+    }
+    (n, sum)
+}
+
+fn crosswire_replay(path: &Path, workers: usize) -> u64 {
+    let cfg = Config {
+        workers,
+        ..Config::default()
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = pipeline::replay(
+        &cfg,
+        &[path.to_path_buf()],
+        Box::new(std::io::sink()),
+        &stop,
+    );
+    s.output.events.values().sum()
+}
+
+fn default_inputs() -> Vec<PathBuf> {
+    let real = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/captures/real");
+    let bench = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench/bench.pcap");
+    if bench.exists() {
+        return vec![bench];
+    }
+    if real.is_dir() {
+        return [
+            "zeek-http-gre-aruba-80211.pcap",
+            "zeek-http-methods.pcap",
+            "zeek-wikipedia-dns-http.pcap",
+        ]
+        .iter()
+        .map(|f| real.join(f))
+        .filter(|p| p.exists())
+        .collect();
+    }
+    vec![PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("captures/demo.pcap")]
+}
+
+fn main() {
+    let args: Vec<PathBuf> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .map(PathBuf::from)
+        .collect();
+    let inputs = if args.is_empty() {
+        default_inputs()
+    } else {
+        args
+    };
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let min = Duration::from_secs(2);
+    println!(
+        "{:<40} {:>9} {:>13} {:>13} {:>7} {:>13} {:>7}",
+        "capture", "packets", "libpcap pps", "1 worker pps", "ratio", "all pps", "ratio"
+    );
+    for path in inputs {
+        let (packets, _) = libpcap_loop(&path);
+        if packets == 0 {
+            eprintln!("{}: no packets", path.display());
+            continue;
+        }
+        let floor = measure(min, packets, || {
+            std::hint::black_box(libpcap_loop(&path));
+        });
+        let one = measure(min, packets, || {
+            std::hint::black_box(crosswire_replay(&path, 1));
+        });
+        let all = measure(min, packets, || {
+            std::hint::black_box(crosswire_replay(&path, cores));
+        });
+        println!(
+            "{:<40} {:>9} {:>13.0} {:>13.0} {:>7.3} {:>13.0} {:>7.3}",
+            path.file_name().and_then(|f| f.to_str()).unwrap_or("?"),
+            packets,
+            floor,
+            one,
+            one / floor,
+            all,
+            all / floor
+        );
+    }
+}
