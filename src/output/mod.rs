@@ -153,6 +153,18 @@ fn map_of(m: &BTreeMap<&'static str, u64>) -> Value {
     )
 }
 
+/// Resident and peak resident memory of the process in KiB (Linux `/proc/self/status`).
+fn memory() -> Value {
+    let text = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| -> Option<u64> {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+    };
+    json!({ "rss_kib": field("VmRSS:"), "max_rss_kib": field("VmHWM:") })
+}
+
 /// The `stats` event. Its timestamp is the packet time of the last packet read.
 pub fn stats_json(
     c: &CaptureCounters,
@@ -220,6 +232,7 @@ pub fn stats_json(
             },
             "latency_us": lat,
             "output": { "write_errors": o.write_errors },
+            "memory": memory(),
         }
     })
 }

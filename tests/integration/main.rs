@@ -11,15 +11,20 @@ use std::process::Command;
 
 use serde_json::Value;
 
-fn bin() -> &'static str {
+mod cli;
+mod flood;
+mod intel;
+mod live;
+
+pub(crate) fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_crosswire")
 }
 
-fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn shared_real() -> Option<PathBuf> {
+pub(crate) fn shared_real() -> Option<PathBuf> {
     let p = root().join("../shared/captures/real");
     if p.is_dir() {
         Some(p)
@@ -34,7 +39,7 @@ fn shared_real() -> Option<PathBuf> {
 }
 
 /// Replays `path` and returns the EVE lines, the exit status and stderr.
-fn replay(path: &Path, extra: &[&str]) -> (Vec<Value>, std::process::ExitStatus, String) {
+pub(crate) fn replay(path: &Path, extra: &[&str]) -> (Vec<Value>, std::process::ExitStatus, String) {
     let dir = tempdir();
     let eve = dir.join("eve.json");
     let out = Command::new(bin())
@@ -60,7 +65,7 @@ fn replay(path: &Path, extra: &[&str]) -> (Vec<Value>, std::process::ExitStatus,
     )
 }
 
-fn tempdir() -> PathBuf {
+pub(crate) fn tempdir() -> PathBuf {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static N: AtomicUsize = AtomicUsize::new(0);
     let d = std::env::temp_dir().join(format!(
