@@ -9,6 +9,8 @@ GRE+ERSPAN type II, MPLS, PPPoE, GTP-U, IP-in-IP, 6in4).
 Usage:
   python3 generate.py [OUTDIR]                 write tunnels.pcap (default OUTDIR: this directory)
   python3 generate.py --qinq IN.pcap OUT.pcap  copy an Ethernet pcap adding 802.1ad 200 + 802.1Q 100
+  python3 generate.py --fixcsum FILE.pcap...   recompute IPv4/UDP/TCP checksums in place (record.sh uses
+                                               it: loopback captures carry offloaded, i.e. wrong, checksums)
   python3 generate.py --list                   print the frame ranges of every case in tunnels.pcap
 
 Output is deterministic (fixed timestamps, ports, sequence numbers). All addresses are from the
@@ -66,6 +68,67 @@ def qinq(inp, outp, outer=200, inner=100):
             pkt = pkt[:12] + tags + pkt[12:]
             f.write(struct.pack(e + "IIII", sec, frac, len(pkt), orig + 8))
             f.write(pkt)
+
+def fix_checksums(inp, outp):
+    """Rewrite IPv4 header, UDP and TCP checksums of every packet (Ethernet with any number of
+    802.1Q/802.1ad tags, Linux SLL2, or raw IP), in place of loopback's offloaded (partial)
+    checksums. Fragments, truncated packets and other protocols are left alone."""
+    e, ghdr, linktype, recs = read_pcap(inp)
+    out = []
+    for sec, frac, orig, pkt in recs:
+        pkt = bytearray(pkt)
+        off, et = None, None
+        if linktype == 1:
+            off, et = 12, None
+            while True:
+                et = struct.unpack("!H", pkt[off:off + 2])[0]
+                if et in (0x8100, 0x88A8):
+                    off += 4
+                    continue
+                off += 2
+                break
+        elif linktype == 276:   # LINKTYPE_LINUX_SLL2
+            et, off = struct.unpack("!H", pkt[0:2])[0], 20
+        elif linktype in (101, 12):
+            et, off = (0x0800 if pkt[0] >> 4 == 4 else 0x86DD), 0
+        if off is not None and len(pkt) == orig:
+            _fix_ip(pkt, off, et)
+        out.append((sec, frac, orig, bytes(pkt)))
+    with open(outp, "wb") as f:
+        f.write(ghdr)
+        for sec, frac, orig, pkt in out:
+            f.write(struct.pack(e + "IIII", sec, frac, len(pkt), orig))
+            f.write(pkt)
+
+
+def _fix_ip(pkt, off, et):
+    if et == 0x0800:
+        ihl = (pkt[off] & 0x0F) * 4
+        total = struct.unpack("!H", pkt[off + 2:off + 4])[0]
+        pkt[off + 10:off + 12] = b"\0\0"
+        pkt[off + 10:off + 12] = struct.pack("!H", csum(bytes(pkt[off:off + ihl])))
+        if struct.unpack("!H", pkt[off + 6:off + 8])[0] & 0x3FFF:
+            return   # fragment
+        proto, src, dst = pkt[off + 9], bytes(pkt[off + 12:off + 16]), bytes(pkt[off + 16:off + 20])
+        l4, end = off + ihl, off + total
+    elif et == 0x86DD:
+        proto, src, dst = pkt[off + 6], bytes(pkt[off + 8:off + 24]), bytes(pkt[off + 24:off + 40])
+        l4, end = off + 40, off + 40 + struct.unpack("!H", pkt[off + 4:off + 6])[0]
+    else:
+        return
+    if proto not in (6, 17) or end > len(pkt):
+        return
+    co = l4 + (16 if proto == 6 else 6)
+    pkt[co:co + 2] = b"\0\0"
+    length = end - l4
+    if len(src) == 4:
+        ph = src + dst + struct.pack("!xBH", proto, length)
+    else:
+        ph = src + dst + struct.pack("!IxxxB", length, proto)
+    c = csum(ph + bytes(pkt[l4:end]))
+    if proto == 17 and c == 0:
+        c = 0xFFFF
+    pkt[co:co + 2] = struct.pack("!H", c)
 
 # ----------------------------------------------------------------------------- packet builders
 
@@ -575,6 +638,10 @@ def build_tunnels():
 
 
 def main(argv):
+    if len(argv) >= 1 and argv[0] == "--fixcsum":
+        for p in argv[1:]:
+            fix_checksums(p, p)
+        return
     if len(argv) >= 1 and argv[0] == "--qinq":
         if len(argv) != 3:
             raise SystemExit("usage: generate.py --qinq IN.pcap OUT.pcap")

@@ -162,7 +162,7 @@ impl Default for Config {
             promiscuous: true,
             speed: Speed::Max,
             workers: default_workers(),
-            queue_batches: 64,
+            queue_batches: 32,
             eve: "-".into(),
             stats_interval: Duration::from_secs(30),
             flow: flow::Limits {

@@ -18,7 +18,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use crate::decode::net::{self, L4};
 
 /// Packets per batch.
-pub const BATCH_PACKETS: usize = 64;
+pub const BATCH_PACKETS: usize = 256;
 /// Packet bytes per batch (a batch is sent when either cap is reached).
 pub const BATCH_BYTES: usize = 256 * 1024;
 
@@ -39,7 +39,7 @@ impl Batch {
             ts_us: Vec::with_capacity(BATCH_PACKETS),
             recv_ns: Vec::with_capacity(BATCH_PACKETS),
             ends: Vec::with_capacity(BATCH_PACKETS),
-            data: Vec::with_capacity(BATCH_BYTES + 65_536),
+            data: Vec::with_capacity(BATCH_BYTES + 16_384),
         }
     }
 
@@ -107,7 +107,7 @@ pub struct Dispatcher {
     current: Vec<Batch>,
     started: Vec<Option<Instant>>,
     lossless: bool,
-    hasher: std::hash::RandomState,
+    hasher: foldhash::fast::RandomState,
     pub counters: CaptureCounters,
     epoch: Instant,
     /// Batches whose packets were dropped, kept for reuse.
@@ -129,7 +129,7 @@ impl Dispatcher {
             current: (0..n).map(|_| Batch::with_capacity()).collect(),
             started: vec![None; n],
             lossless,
-            hasher: std::hash::RandomState::new(),
+            hasher: foldhash::fast::RandomState::default(),
             counters: CaptureCounters::default(),
             epoch,
             spare: Vec::new(),

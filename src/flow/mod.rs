@@ -25,7 +25,6 @@ use tcp::{Accept, Reassembly};
 const FIN: u8 = 0x01;
 const SYN: u8 = 0x02;
 const RST: u8 = 0x04;
-const ACK: u8 = 0x10;
 
 /// Bytes of a direction searched for a TLS hello when its protocol is not recognised at once
 /// (STARTTLS, SOCKS, PostgreSQL SSLRequest, HTTP CONNECT preambles).
@@ -196,9 +195,8 @@ impl Dir {
 
 struct TcpFlow {
     dirs: [Dir; 2],
-    fin: [bool; 2],
     /// A ClientHello waiting for the server's hello: (direction of the client, ts, recv, event).
-    pending_tls: Option<(usize, u64, u64, TlsEvent)>,
+    pending_tls: Option<Box<(usize, u64, u64, TlsEvent)>>,
     /// Requests waiting for their responses, oldest first.
     pending_http: VecDeque<(usize, u64, u64, http::Request)>,
 }
@@ -210,6 +208,9 @@ struct Flow {
     vlan: [u16; 3],
     vlan_len: u8,
     tunnel: Option<Tunnel>,
+    /// Initial sequence numbers from SYNs seen before any payload, per direction.
+    isn: [Option<u32>; 2],
+    fin: [bool; 2],
     tcp: Option<Box<TcpFlow>>,
 }
 
@@ -256,7 +257,9 @@ impl MetaBase {
 
 /// The flow table of one worker.
 pub struct Table {
-    flows: HashMap<Key, Flow>,
+    /// foldhash with a per-process random seed: fast, and hostile traffic cannot precompute
+    /// collisions.
+    flows: HashMap<Key, Flow, foldhash::fast::RandomState>,
     /// Approximate activity order: (check-at time, key); one entry per flow.
     queue: VecDeque<(u64, Key)>,
     limits: Limits,
@@ -268,7 +271,7 @@ pub struct Table {
 impl Table {
     pub fn new(limits: Limits) -> Self {
         Table {
-            flows: HashMap::new(),
+            flows: HashMap::with_hasher(foldhash::fast::RandomState::default()),
             queue: VecDeque::new(),
             limits,
             counters: Counters::default(),
@@ -315,6 +318,8 @@ impl Table {
                 vlan: f.vlan,
                 vlan_len: f.vlan_len,
                 tunnel: f.tunnel,
+                isn: [None; 2],
+                fin: [false; 2],
                 tcp: None,
             };
             self.flows.insert(key, flow);
@@ -340,21 +345,44 @@ impl Table {
                 }
             }
             L4::Tcp(t) => {
-                let tf = flow.tcp.get_or_insert_with(|| {
-                    Box::new(TcpFlow {
-                        dirs: [Dir::new(), Dir::new()],
-                        fin: [false; 2],
-                        pending_tls: None,
-                        pending_http: VecDeque::new(),
-                    })
-                });
                 if t.flags & SYN != 0 {
-                    tf.dirs[dir].r.syn(t.seq);
-                    if t.flags & ACK == 0 {
-                        // The SYN's sender is the client: the other side cannot start with a
-                        // request, so a server-side decoder is all that remains possible there.
+                    match flow.tcp.as_mut() {
+                        Some(tf) => tf.dirs[dir].r.syn(t.seq),
+                        None => flow.isn[dir] = Some(t.seq),
                     }
                 }
+                if t.flags & FIN != 0 {
+                    flow.fin[dir] = true;
+                }
+                if t.flags & RST != 0 || (flow.fin[0] && flow.fin[1]) {
+                    if let Some(tf) = flow.tcp.as_mut() {
+                        // Data in this very segment is still decoded below; what is pending
+                        // now cannot be completed any more.
+                        if t.payload.is_empty() {
+                            flush_pending(tf, &base, out);
+                        }
+                    }
+                    flow.closed = true;
+                }
+                if t.payload.is_empty() {
+                    return;
+                }
+                // Stream state is allocated on the first payload byte: a SYN flood costs only
+                // the small flow entry.
+                let isn = flow.isn;
+                let tf = flow.tcp.get_or_insert_with(|| {
+                    let mut tf = Box::new(TcpFlow {
+                        dirs: [Dir::new(), Dir::new()],
+                        pending_tls: None,
+                        pending_http: VecDeque::new(),
+                    });
+                    for (d, isn) in tf.dirs.iter_mut().zip(isn) {
+                        if let Some(seq) = isn {
+                            d.r.syn(seq);
+                        }
+                    }
+                    tf
+                });
                 let data_seq = if t.flags & SYN != 0 {
                     t.seq.wrapping_add(1)
                 } else {
@@ -369,29 +397,42 @@ impl Table {
                 let d = &mut tf.dirs[dir];
                 if !matches!(d.app, App::Done) && !t.payload.is_empty() {
                     let before = (d.r.gaps, d.r.retransmitted, d.r.ooo_dropped);
-                    let acc = d.r.segment(data_seq, t.payload);
-                    self.counters.tcp_gaps += d.r.gaps - before.0;
-                    self.counters.tcp_retransmitted += d.r.retransmitted - before.1;
-                    self.counters.tcp_ooo_dropped += d.r.ooo_dropped - before.2;
-                    if acc != Accept::Nothing {
+                    if d.r.take_direct(data_seq, t.payload.len()) {
+                        // The common case: in order, nothing buffered: decode in place.
                         run_app(
                             tf,
                             dir,
-                            acc == Accept::Gap,
+                            false,
                             &ctx,
                             &mut self.counters,
                             &mut self.scratch_dns,
                             &base,
+                            Some(t.payload),
                             out,
                         );
+                    } else {
+                        let acc = d.r.segment(data_seq, t.payload);
+                        if acc != Accept::Nothing {
+                            run_app(
+                                tf,
+                                dir,
+                                acc == Accept::Gap,
+                                &ctx,
+                                &mut self.counters,
+                                &mut self.scratch_dns,
+                                &base,
+                                None,
+                                out,
+                            );
+                        }
                     }
+                    let r = &tf.dirs[dir].r;
+                    self.counters.tcp_gaps += r.gaps - before.0;
+                    self.counters.tcp_retransmitted += r.retransmitted - before.1;
+                    self.counters.tcp_ooo_dropped += r.ooo_dropped - before.2;
                 }
-                if t.flags & FIN != 0 {
-                    tf.fin[dir] = true;
-                }
-                if t.flags & RST != 0 || (tf.fin[0] && tf.fin[1]) {
+                if flow.closed {
                     flush_pending(tf, &base, out);
-                    flow.closed = true;
                 }
             }
             L4::Other(_) => {}
@@ -509,7 +550,7 @@ struct Ctx<'l> {
 }
 
 fn flush_pending(tf: &mut TcpFlow, base: &MetaBase, out: &mut Vec<Event>) {
-    if let Some((d, ts, recv, ev)) = tf.pending_tls.take() {
+    if let Some((d, ts, recv, ev)) = tf.pending_tls.take().map(|b| *b) {
         out.push(Event {
             meta: base.meta(d, ts, recv),
             kind: Kind::Tls(Box::new(ev)),
@@ -536,6 +577,7 @@ fn run_app(
     counters: &mut Counters,
     dns_scratch: &mut Vec<dns::Message>,
     base: &MetaBase,
+    direct: Option<&[u8]>,
     out: &mut Vec<Event>,
 ) {
     if gap {
@@ -549,9 +591,15 @@ fn run_app(
     }
     let mut requests: Vec<http::Request> = Vec::new();
     let mut responses: Vec<http::Response> = Vec::new();
+    // Bytes consumed so far: of `direct` (a segment decoded in place, nothing buffered before
+    // it) or of the reassembly buffer.
+    let mut off = 0usize;
     for _ in 0..MAX_APP_STEPS {
         let d = &mut tf.dirs[dir];
-        let buf = &d.r.buf;
+        let buf = match direct {
+            Some(p) => p.get(off..).unwrap_or_default(),
+            None => d.r.buf.get(off..).unwrap_or_default(),
+        };
         let mut consumed = 0usize;
         let mut progress = true;
         match &mut d.app {
@@ -595,13 +643,13 @@ fn run_app(
             }
             App::TlsClient { records } => match tls::client_hello(buf) {
                 tls::Parse::Done(ch, n) => {
-                    if let Some((pd, ts, recv, ev)) = tf.pending_tls.take() {
+                    if let Some((pd, ts, recv, ev)) = tf.pending_tls.take().map(|b| *b) {
                         out.push(Event {
                             meta: base.meta(pd, ts, recv),
                             kind: Kind::Tls(Box::new(ev)),
                         });
                     }
-                    tf.pending_tls = Some((
+                    tf.pending_tls = Some(Box::new((
                         dir,
                         ctx.ts_us,
                         ctx.recv_ns,
@@ -609,14 +657,14 @@ fn run_app(
                             hello: ch,
                             server: None,
                         },
-                    ));
+                    )));
                     consumed = n;
                     *records += 1;
                 }
                 tls::Parse::Skip(n) => {
                     // The client moved on: its hello will not be completed by a server hello
                     // we have not seen by now (one-sided capture).
-                    if let Some((pd, ts, recv, ev)) = tf.pending_tls.take() {
+                    if let Some((pd, ts, recv, ev)) = tf.pending_tls.take().map(|b| *b) {
                         out.push(Event {
                             meta: base.meta(pd, ts, recv),
                             kind: Kind::Tls(Box::new(ev)),
@@ -636,7 +684,7 @@ fn run_app(
             },
             App::TlsServer { records } => match tls::server_hello(buf) {
                 tls::Parse::Done(sh, n) => {
-                    if let Some((pd, ts, recv, mut ev)) = tf.pending_tls.take() {
+                    if let Some((pd, ts, recv, mut ev)) = tf.pending_tls.take().map(|b| *b) {
                         ev.server = Some(sh);
                         out.push(Event {
                             meta: base.meta(pd, ts, recv),
@@ -724,18 +772,25 @@ fn run_app(
             }
             _ => {}
         }
-        let consumed = consumed.min(d.r.buf.len());
-        d.r.buf.drain(..consumed);
+        let consumed = consumed.min(buf.len());
+        let left = buf.len() - consumed;
+        off += consumed;
         d.inspected += consumed as u64;
         if d.inspected > ctx.limits.max_inspect && !matches!(d.app, App::Done) {
             counters.stream_inspect_cap += 1;
             d.app = App::Done;
         }
-        if matches!(d.app, App::Done) {
-            d.r.clear();
-        }
-        if !progress || d.r.buf.is_empty() {
+        if matches!(d.app, App::Done) || !progress || left == 0 {
             break;
+        }
+    }
+    let d = &mut tf.dirs[dir];
+    if matches!(d.app, App::Done) {
+        d.r.clear();
+    } else {
+        match direct {
+            Some(p) => d.r.keep(p.get(off..).unwrap_or_default()),
+            None => d.r.consume(off),
         }
     }
     for m in dns_scratch.drain(..) {

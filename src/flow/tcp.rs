@@ -57,6 +57,42 @@ impl Reassembly {
         self.ooo_bytes = 0;
     }
 
+    /// When nothing is buffered or waiting and `seq` is exactly the next expected byte, the
+    /// segment can be decoded in place: advances past it and returns true. The caller then hands
+    /// back what the decoder left unconsumed with [`Reassembly::keep`].
+    pub fn take_direct(&mut self, seq: u32, len: usize) -> bool {
+        if len == 0 || !self.buf.is_empty() || !self.ooo.is_empty() {
+            return false;
+        }
+        match self.next_seq {
+            Some(n) if n != seq => false,
+            _ => {
+                self.next_seq = Some(seq.wrapping_add(len as u32));
+                true
+            }
+        }
+    }
+
+    /// Buffers the unconsumed tail of a segment decoded in place (bounded like any data).
+    pub fn keep(&mut self, rest: &[u8]) {
+        let take = rest.len().min(MAX_BUFFERED.saturating_sub(self.buf.len()));
+        if take < rest.len() {
+            self.gaps += 1;
+        }
+        self.buf
+            .extend_from_slice(rest.get(..take).unwrap_or_default());
+    }
+
+    /// Drops the first `n` buffered bytes; an emptied large buffer is released so that idle
+    /// flows hold no memory.
+    pub fn consume(&mut self, n: usize) {
+        let n = n.min(self.buf.len());
+        self.buf.drain(..n);
+        if self.buf.is_empty() && self.buf.capacity() > 4096 {
+            self.buf = Vec::new();
+        }
+    }
+
     /// Takes one segment. New in-order bytes are appended to `buf`.
     pub fn segment(&mut self, seq: u32, payload: &[u8]) -> Accept {
         if payload.is_empty() {

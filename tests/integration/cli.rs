@@ -15,11 +15,7 @@ fn own(name: &str) -> PathBuf {
 /// A capture from the project's own set that has events.
 fn sample() -> PathBuf {
     let p = own("demo.pcap");
-    if p.exists() {
-        p
-    } else {
-        own("tunnels.pcap")
-    }
+    if p.exists() { p } else { own("tunnels.pcap") }
 }
 
 fn events(lines: &[Value]) -> Vec<&Value> {
@@ -50,7 +46,10 @@ fn truncated_file_names_file_and_offset_and_keeps_events() {
     std::fs::write(&cut, &data[..data.len() * 2 / 3 + 7]).expect("write");
     let (lines, status, stderr) = replay(&cut, &[]);
     assert_eq!(status.code(), Some(1), "a read error exits 1: {stderr}");
-    assert!(stderr.contains("cut.pcap"), "error names the file: {stderr}");
+    assert!(
+        stderr.contains("cut.pcap"),
+        "error names the file: {stderr}"
+    );
     assert!(
         stderr.contains("offset"),
         "error names the byte offset: {stderr}"
@@ -152,7 +151,10 @@ fn bpf_filter_applies() {
     let (lines, status, stderr) = replay(&sample(), &["--bpf", "udp port 53"]);
     assert!(status.success(), "{stderr}");
     let evs = events(&lines);
-    assert!(evs.iter().all(|e| e["event_type"] == "dns"), "only DNS passes the filter");
+    assert!(
+        evs.iter().all(|e| e["event_type"] == "dns"),
+        "only DNS passes the filter"
+    );
     let (_l, status, stderr) = replay(&sample(), &["--bpf", "this is not bpf"]);
     assert_eq!(status.code(), Some(1));
     assert!(stderr.contains("BPF"), "{stderr}");
@@ -203,7 +205,11 @@ fn run_replays_files_from_config() {
         .arg(&cfg)
         .output()
         .expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = std::fs::read_to_string(&eve).expect("eve written");
     assert!(text.lines().count() > 1);
 }

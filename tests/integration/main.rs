@@ -39,7 +39,10 @@ pub(crate) fn shared_real() -> Option<PathBuf> {
 }
 
 /// Replays `path` and returns the EVE lines, the exit status and stderr.
-pub(crate) fn replay(path: &Path, extra: &[&str]) -> (Vec<Value>, std::process::ExitStatus, String) {
+pub(crate) fn replay(
+    path: &Path,
+    extra: &[&str],
+) -> (Vec<Value>, std::process::ExitStatus, String) {
     let dir = tempdir();
     let eve = dir.join("eve.json");
     let out = Command::new(bin())
