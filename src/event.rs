@@ -76,12 +76,29 @@ impl Event {
 /// Formats a packet timestamp the way Suricata's EVE does (`2024-03-18T14:02:11.204113+0000`),
 /// always in UTC.
 pub fn format_ts(ts_us: u64) -> String {
-    let secs = (ts_us / 1_000_000) as i64;
-    let micros = (ts_us % 1_000_000) as u32;
-    match chrono::DateTime::from_timestamp(secs, micros * 1000) {
-        Some(t) => t.format("%Y-%m-%dT%H:%M:%S%.6f+0000").to_string(),
-        None => "1970-01-01T00:00:00.000000+0000".to_string(),
+    use std::cell::RefCell;
+    // Events come in bursts within the same second: the date part is formatted once per second
+    // per thread.
+    thread_local! {
+        static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
     }
+    let secs = ts_us / 1_000_000;
+    let micros = ts_us % 1_000_000;
+    let mut out = String::with_capacity(31);
+    SECOND.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != secs {
+            let date = i64::try_from(secs)
+                .ok()
+                .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+                .map(|t| t.format("%Y-%m-%dT%H:%M:%S").to_string())
+                .unwrap_or_else(|| "1970-01-01T00:00:00".to_string());
+            *c = (secs, date);
+        }
+        out.push_str(&c.1);
+    });
+    let _ = write!(out, ".{micros:06}+0000");
+    out
 }
 
 fn proto_name(p: u8) -> &'static str {

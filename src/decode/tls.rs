@@ -401,10 +401,40 @@ fn escape(bytes: &[u8]) -> String {
     s
 }
 
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+// The fingerprint strings hold a hundred numbers or more per hello; these writers avoid the
+// formatting machinery, which cost more than parsing the hello itself.
+
+fn push_hex_byte(out: &mut String, b: u8) {
+    let digit = |n: u8| char::from(HEX.get(usize::from(n & 0xf)).copied().unwrap_or(b'0'));
+    out.push(digit(b >> 4));
+    out.push(digit(b));
+}
+
+fn push_dec(out: &mut String, mut v: u16) {
+    let mut digits = [0u8; 5];
+    let mut n = 0;
+    // At most 5 iterations for a u16.
+    loop {
+        if let Some(d) = digits.get_mut(n) {
+            *d = b'0' + (v % 10) as u8;
+        }
+        n += 1;
+        v /= 10;
+        if v == 0 || n == digits.len() {
+            break;
+        }
+    }
+    for d in digits.iter().take(n).rev() {
+        out.push(char::from(*d));
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
     let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
+    for &b in bytes {
+        push_hex_byte(&mut s, b);
     }
     s
 }
@@ -414,7 +444,7 @@ fn join_dec<I: IntoIterator<Item = u16>>(out: &mut String, it: I) {
         if i > 0 {
             out.push('-');
         }
-        let _ = write!(out, "{v}");
+        push_dec(out, v);
     }
 }
 
@@ -424,7 +454,9 @@ fn join_hex(vals: &[u16]) -> String {
         if i > 0 {
             s.push(',');
         }
-        let _ = write!(s, "{v:04x}");
+        let [hi, lo] = v.to_be_bytes();
+        push_hex_byte(&mut s, hi);
+        push_hex_byte(&mut s, lo);
     }
     s
 }
@@ -493,7 +525,8 @@ impl<'a> Fields<'a> {
 
 fn ja3(legacy_version: u16, f: &Fields<'_>) -> String {
     let mut s = String::with_capacity(256);
-    let _ = write!(s, "{legacy_version},");
+    push_dec(&mut s, legacy_version);
+    s.push(',');
     join_dec(&mut s, f.ciphers.iter().copied().filter(|c| !is_grease(*c)));
     s.push(',');
     join_dec(
@@ -863,6 +896,17 @@ mod tests {
             Parse::Done(v, n) => (v, n),
             other => panic!("expected Done, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn decimal_and_hex_writers() {
+        for v in [0u16, 7, 9, 10, 99, 100, 4865, 65535] {
+            let mut s = String::new();
+            push_dec(&mut s, v);
+            assert_eq!(s, v.to_string());
+        }
+        assert_eq!(join_hex(&[0x1301, 0x000a]), "1301,000a");
+        assert_eq!(hex(&[0x00, 0xff, 0x5a]), "00ff5a");
     }
 
     #[test]

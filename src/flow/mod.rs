@@ -119,49 +119,129 @@ fn intern(proto: &'static str, reason: &'static str) -> &'static str {
     s
 }
 
-/// Flow key: endpoints ordered so that both directions give the same key.
+/// Flow key: endpoints ordered so that both directions give the same key. Addresses are held as
+/// integers (IPv4 mapped into IPv6) so that hashing the key is a handful of word operations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Key {
-    a: IpAddr,
-    b: IpAddr,
+    a: u128,
+    b: u128,
     ap: u16,
     bp: u16,
     proto: u8,
+    v4: bool,
     vlan: u16,
+}
+
+fn addr_bits(a: IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
 }
 
 impl Key {
     /// The key and whether the packet goes from `a` to `b`.
     pub fn new(src: IpAddr, sp: u16, dst: IpAddr, dp: u16, proto: u8, vlan: u16) -> (Self, bool) {
-        if (src, sp) <= (dst, dp) {
+        let (s, d) = (addr_bits(src), addr_bits(dst));
+        let v4 = src.is_ipv4();
+        if (s, sp) <= (d, dp) {
             let k = Key {
-                a: src,
-                b: dst,
+                a: s,
+                b: d,
                 ap: sp,
                 bp: dp,
                 proto,
+                v4,
                 vlan,
             };
             (k, true)
         } else {
             let k = Key {
-                a: dst,
-                b: src,
+                a: d,
+                b: s,
                 ap: dp,
                 bp: sp,
                 proto,
+                v4,
                 vlan,
             };
             (k, false)
         }
     }
 
+    fn addr(&self, bits: u128) -> IpAddr {
+        let v6 = std::net::Ipv6Addr::from(bits);
+        match (self.v4, v6.to_ipv4_mapped()) {
+            (true, Some(v4)) => IpAddr::V4(v4),
+            _ => IpAddr::V6(v6),
+        }
+    }
+
     fn endpoints(&self, dir: usize) -> (IpAddr, u16, IpAddr, u16) {
         if dir == 0 {
-            (self.a, self.ap, self.b, self.bp)
+            (self.addr(self.a), self.ap, self.addr(self.b), self.bp)
         } else {
-            (self.b, self.bp, self.a, self.ap)
+            (self.addr(self.b), self.bp, self.addr(self.a), self.ap)
         }
+    }
+}
+
+/// The flows of one worker, hashed once per packet. foldhash with a per-process random seed:
+/// fast, and hostile traffic cannot precompute collisions.
+struct FlowMap {
+    table: hashbrown::HashTable<(Key, Flow)>,
+    hasher: foldhash::fast::RandomState,
+}
+
+impl FlowMap {
+    fn new() -> Self {
+        FlowMap {
+            table: hashbrown::HashTable::new(),
+            hasher: foldhash::fast::RandomState::default(),
+        }
+    }
+
+    fn hash(&self, k: &Key) -> u64 {
+        use std::hash::BuildHasher;
+        self.hasher.hash_one(k)
+    }
+
+    fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    fn get(&self, k: &Key) -> Option<&Flow> {
+        self.table
+            .find(self.hash(k), |(x, _)| x == k)
+            .map(|(_, f)| f)
+    }
+
+    fn contains_hashed(&self, h: u64, k: &Key) -> bool {
+        self.table.find(h, |(x, _)| x == k).is_some()
+    }
+
+    fn get_mut_hashed(&mut self, h: u64, k: &Key) -> Option<&mut Flow> {
+        self.table.find_mut(h, |(x, _)| x == k).map(|(_, f)| f)
+    }
+
+    fn insert_hashed(&mut self, h: u64, k: Key, f: Flow) {
+        let hasher = &self.hasher;
+        self.table.insert_unique(h, (k, f), |(x, _)| {
+            use std::hash::BuildHasher;
+            hasher.hash_one(x)
+        });
+    }
+
+    fn remove(&mut self, k: &Key) -> Option<Flow> {
+        let h = self.hash(k);
+        match self.table.find_entry(h, |(x, _)| x == k) {
+            Ok(e) => Some(e.remove().0.1),
+            Err(_) => None,
+        }
+    }
+
+    fn keys(&self) -> Vec<Key> {
+        self.table.iter().map(|(k, _)| *k).collect()
     }
 }
 
@@ -257,9 +337,7 @@ impl MetaBase {
 
 /// The flow table of one worker.
 pub struct Table {
-    /// foldhash with a per-process random seed: fast, and hostile traffic cannot precompute
-    /// collisions.
-    flows: HashMap<Key, Flow, foldhash::fast::RandomState>,
+    flows: FlowMap,
     /// Approximate activity order: (check-at time, key); one entry per flow.
     queue: VecDeque<(u64, Key)>,
     limits: Limits,
@@ -271,7 +349,7 @@ pub struct Table {
 impl Table {
     pub fn new(limits: Limits) -> Self {
         Table {
-            flows: HashMap::with_hasher(foldhash::fast::RandomState::default()),
+            flows: FlowMap::new(),
             queue: VecDeque::new(),
             limits,
             counters: Counters::default(),
@@ -285,7 +363,7 @@ impl Table {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.flows.is_empty()
+        self.flows.len() == 0
     }
 
     /// Handles one decoded packet (`l4` may come from a reassembled IP datagram).
@@ -309,7 +387,8 @@ impl Table {
         let vlan = if f.vlan_len > 0 { f.vlan[0] } else { 0 };
         let (key, a_to_b) = Key::new(f.src, sp, f.dst, dp, f.proto, vlan);
         let dir = if a_to_b { 0 } else { 1 };
-        if !self.flows.contains_key(&key) {
+        let hash = self.flows.hash(&key);
+        if !self.flows.contains_hashed(hash, &key) {
             self.make_room(out);
             let flow = Flow {
                 id: flow_id(&key, ts_us),
@@ -322,12 +401,12 @@ impl Table {
                 fin: [false; 2],
                 tcp: None,
             };
-            self.flows.insert(key, flow);
+            self.flows.insert_hashed(hash, key, flow);
             self.queue
                 .push_back((ts_us.saturating_add(self.timeout(&key, false)), key));
             self.counters.flows_created += 1;
         }
-        let Some(flow) = self.flows.get_mut(&key) else {
+        let Some(flow) = self.flows.get_mut_hashed(hash, &key) else {
             return;
         };
         flow.last_us = flow.last_us.max(ts_us);
@@ -497,7 +576,7 @@ impl Table {
         }
         // Everything was recently active: evict the front anyway.
         while let Some((_, key)) = self.queue.pop_front() {
-            if self.flows.contains_key(&key) {
+            if self.flows.get(&key).is_some() {
                 self.end_flow(&key, out);
                 self.counters.flows_evicted += 1;
                 return;
@@ -516,7 +595,7 @@ impl Table {
 
     /// Ends every flow (end of input), handing over their pending events.
     pub fn flush(&mut self, out: &mut Vec<Event>) {
-        let keys: Vec<Key> = self.flows.keys().copied().collect();
+        let keys: Vec<Key> = self.flows.keys();
         let start = out.len();
         for k in keys {
             self.end_flow(&k, out);
