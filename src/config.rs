@@ -47,6 +47,15 @@ pub struct Raw {
     /// IP fragment reassembly limits.
     #[serde(default)]
     pub defrag: RawDefrag,
+    /// Persistent state: directory and store bounds (see `intel::config`).
+    #[serde(default)]
+    pub state: crate::intel::config::RawState,
+    /// The monitored network: which addresses are devices.
+    #[serde(default)]
+    pub network: crate::intel::config::RawNetwork,
+    /// Domain intelligence: feeds, lists, thresholds, weights.
+    #[serde(default)]
+    pub intel: crate::intel::config::RawIntel,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -89,7 +98,7 @@ pub struct RawOutput {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawFlow {
-    /// Flows tracked at once across all workers. Default 262144.
+    /// Flows tracked at once across all workers. Default 131072 (about 300 bytes each).
     pub max_flows: Option<usize>,
     /// Idle timeout of a TCP flow. Default "300s".
     pub tcp_timeout: Option<String>,
@@ -149,6 +158,10 @@ pub struct Config {
     pub stats_interval: Duration,
     pub flow: flow::Limits,
     pub defrag: defrag::Limits,
+    /// `[state] dir`; `None` means the command's default.
+    pub state_dir: Option<PathBuf>,
+    /// `[network]` and `[intel]`, validated.
+    pub intel: crate::intel::Settings,
 }
 
 impl Default for Config {
@@ -166,10 +179,12 @@ impl Default for Config {
             eve: "-".into(),
             stats_interval: Duration::from_secs(30),
             flow: flow::Limits {
-                max_flows: 262_144,
+                max_flows: 131_072,
                 ..flow::Limits::default()
             },
             defrag: defrag::Limits::default(),
+            state_dir: None,
+            intel: crate::intel::Settings::default(),
         }
     }
 }
@@ -332,6 +347,8 @@ pub fn from_str(path: &Path, text: &str) -> Result<Config, Error> {
     if let Some(d) = duration(path, "defrag.timeout", &raw.defrag.timeout)? {
         c.defrag.timeout_us = us(d);
     }
+    (c.intel, c.state_dir) =
+        crate::intel::config::validate(path, raw.state, raw.network, raw.intel)?;
     Ok(c)
 }
 
@@ -376,6 +393,50 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("workers"), "{e}");
+    }
+
+    #[test]
+    fn intel_sections_validate() {
+        let c = check(
+            "[state]\ndir = \"/tmp/x\"\n[network]\nhome_net = [\"10.20.0.0/16\"]\n\
+             [intel]\nlearning_period = \"2d\"\nbrands = [\"Microsoft\"]\nbreach_threshold = 70\n\
+             [intel.weights]\nrisky_tld = 5\n",
+        )
+        .unwrap();
+        assert_eq!(c.state_dir.as_deref(), Some(Path::new("/tmp/x")));
+        assert_eq!(c.intel.learning_period_us, 2 * 86_400_000_000);
+        assert_eq!(c.intel.brands, ["microsoft"]);
+        assert_eq!(c.intel.breach_threshold, 70);
+        assert_eq!(c.intel.weights.risky_tld, 5);
+        assert!(c.intel.home_net.contains("10.20.1.1".parse().unwrap()));
+        assert!(!c.intel.home_net.contains("192.168.1.1".parse().unwrap()));
+        for (text, key) in [
+            (
+                "[network]\nhome_net = [\"10.0.0.0/40\"]\n",
+                "network.home_net",
+            ),
+            (
+                "[intel]\nlearning_period = \"a week\"\n",
+                "intel.learning_period",
+            ),
+            (
+                "[intel]\nbreach_threshold = 300\n",
+                "intel.breach_threshold",
+            ),
+            (
+                "[intel]\nregistration_feeds = [\"/nonexistent/nrd.csv\"]\n",
+                "intel.registration_feeds",
+            ),
+            ("[intel]\nrdap_url = \"ftp://x\"\n", "intel.rdap_url"),
+            ("[intel]\nbrands = [\"not a domain\"]\n", "intel.brands"),
+            ("[intel.weights]\ndga = 1000\n", "intel.weights.dga"),
+            ("[state]\nmax_domains = 5\n", "state.max_domains"),
+            ("[intel]\nrare_max_share = 2.0\n", "intel.rare_max_share"),
+            ("[intel]\nlearning_perod = \"7d\"\n", "learning_perod"),
+        ] {
+            let e = check(text).unwrap_err().to_string();
+            assert!(e.contains(key), "{text}: {e}");
+        }
     }
 
     #[test]

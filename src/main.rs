@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 use crosswire::capture::{StopFlag, live};
 
 use crosswire::config::{self, Config, Speed};
+use crosswire::intel::{self, Analyzer};
 use crosswire::pipeline::{self, Pipeline, Summary};
 
 /// mimalloc: events are allocated on worker threads and freed on the output thread; glibc's
@@ -52,6 +53,12 @@ enum Cmd {
         /// Configuration file (limits, timeouts); command-line options override it.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// State directory (domain history); overrides `[state] dir`. Default ./crosswire-state.
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// Protocol events only: no domain intelligence, no state directory.
+        #[arg(long)]
+        no_intel: bool,
     },
     /// Capture live from an interface until SIGINT/SIGTERM.
     Capture {
@@ -71,11 +78,30 @@ enum Cmd {
         stats_interval: Option<u64>,
         #[arg(long)]
         config: Option<PathBuf>,
+        /// State directory (domain history); overrides `[state] dir`. Default ./crosswire-state.
+        #[arg(long)]
+        state: Option<PathBuf>,
     },
     /// Service mode: sources and outputs from a TOML configuration file.
     Run {
         #[arg(long)]
         config: PathBuf,
+        /// State directory; overrides `[state] dir`. Default /var/lib/crosswire.
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
+    /// Seed the domain history from past captures or EVE JSON logs (no breaches are written).
+    Learn {
+        /// Capture files, EVE JSON files, or directories of them.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// State directory; overrides `[state] dir`. Default ./crosswire-state.
+        #[arg(long)]
+        state: Option<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        workers: Option<usize>,
     },
     /// Validate a configuration file; exits non-zero naming the bad key and why.
     CheckConfig { file: PathBuf },
@@ -167,6 +193,8 @@ fn real_main() -> Result<ExitCode> {
             bpf,
             speed,
             config,
+            state,
+            no_intel,
         } => {
             let mut cfg = load(config.as_deref())?;
             if let Some(w) = workers {
@@ -181,7 +209,12 @@ fn real_main() -> Result<ExitCode> {
             cfg.speed = Speed::parse(&speed).map_err(|e| anyhow::anyhow!("--speed: {e}"))?;
             let stop = stop_flag()?;
             let out = open_output(&eve)?;
-            let s = pipeline::replay(&cfg, &paths, out, &stop);
+            let intel = if no_intel {
+                None
+            } else {
+                open_intel(&cfg, state, "crosswire-state", false)?
+            };
+            let s = pipeline::replay_with_intel(&cfg, &paths, out, &stop, intel);
             Ok(report(&s))
         }
         Cmd::Capture {
@@ -192,6 +225,7 @@ fn real_main() -> Result<ExitCode> {
             buffer_mib,
             stats_interval,
             config,
+            state,
         } => {
             let mut cfg = load(config.as_deref())?;
             cfg.interface = Some(interface);
@@ -206,23 +240,144 @@ fn real_main() -> Result<ExitCode> {
             if let Some(s) = stats_interval {
                 cfg.stats_interval = std::time::Duration::from_secs(s.max(1));
             }
-            run_live(&cfg)
+            let mut intel = open_intel(&cfg, state, "crosswire-state", false)?;
+            if let Some(a) = intel.as_mut() {
+                a.set_live(true);
+            }
+            run_live(&cfg, intel)
         }
-        Cmd::Run { config } => {
+        Cmd::Run { config, state } => {
             let cfg = config::load(&config)?;
+            let mut intel = open_intel(&cfg, state, "/var/lib/crosswire", false)?;
+            if let (Some(a), true) = (intel.as_mut(), cfg.interface.is_some()) {
+                a.set_live(true);
+            }
             if cfg.interface.is_some() {
-                run_live(&cfg)
+                run_live(&cfg, intel)
             } else {
                 let stop = stop_flag()?;
                 let out = open_output(&cfg.eve)?;
-                let s = pipeline::replay(&cfg, &cfg.files, out, &stop);
+                let s = pipeline::replay_with_intel(&cfg, &cfg.files, out, &stop, intel);
                 Ok(report(&s))
             }
+        }
+        Cmd::Learn {
+            paths,
+            state,
+            config,
+            workers,
+        } => {
+            let mut cfg = load(config.as_deref())?;
+            if let Some(w) = workers {
+                cfg.workers = w.clamp(1, 256);
+            }
+            learn(&cfg, &paths, state)
         }
     }
 }
 
-fn run_live(cfg: &Config) -> Result<ExitCode> {
+/// Opens the domain-intelligence analyzer. The state directory is `--state`, else `[state] dir`,
+/// else `default`. When neither was given and the default cannot be opened (another crosswire
+/// holds it, or it is not writable), the run goes on without domain intelligence.
+fn open_intel(
+    cfg: &Config,
+    flag: Option<PathBuf>,
+    default: &str,
+    learn_only: bool,
+) -> Result<Option<Box<Analyzer>>> {
+    let explicit = flag.or_else(|| cfg.state_dir.clone());
+    let dir = explicit.clone().unwrap_or_else(|| PathBuf::from(default));
+    match Analyzer::open(&cfg.intel, &dir, learn_only) {
+        Ok(a) => Ok(Some(Box::new(a))),
+        Err(e) if explicit.is_none() => {
+            tracing::warn!(dir = %dir.display(), error = %e, "no domain intelligence: cannot open the state store");
+            Ok(None)
+        }
+        Err(e) => Err(anyhow::anyhow!(
+            "cannot open state store in {}: {e}",
+            dir.display()
+        )),
+    }
+}
+
+/// `crosswire learn`: EVE files are read directly, captures go through the pipeline with the
+/// analyzer in learn-only mode and the EVE output discarded.
+fn learn(cfg: &Config, paths: &[PathBuf], state: Option<PathBuf>) -> Result<ExitCode> {
+    let mut eve_files = Vec::new();
+    let mut captures = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
+                .with_context(|| format!("cannot list {}", p.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.is_file())
+                .collect();
+            entries.sort();
+            for f in entries {
+                match f.extension().and_then(|e| e.to_str()) {
+                    Some("pcap" | "pcapng" | "cap") => captures.push(f),
+                    Some("json" | "eve" | "ndjson") => eve_files.push(f),
+                    _ => {}
+                }
+            }
+        } else if intel::learn::is_eve(p) {
+            eve_files.push(p.clone());
+        } else {
+            captures.push(p.clone());
+        }
+    }
+    let dir_flag = state.or_else(|| cfg.state_dir.clone());
+    let dir = dir_flag
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("crosswire-state"));
+    let mut failed = false;
+    if !eve_files.is_empty() {
+        let mut a = Analyzer::open(&cfg.intel, &dir, true)
+            .map_err(|e| anyhow::anyhow!("cannot open state store in {}: {e}", dir.display()))?;
+        let mut sink = Vec::new();
+        for f in &eve_files {
+            let file =
+                std::fs::File::open(f).with_context(|| format!("cannot open {}", f.display()))?;
+            let r = std::io::BufReader::new(file);
+            match intel::learn::read_eve(r, |o| a.observe(o, &mut sink)) {
+                Ok((used, skipped)) => {
+                    tracing::info!(file = %f.display(), used, skipped, "learned from EVE")
+                }
+                Err(e) => {
+                    eprintln!("crosswire: {}: {e}", f.display());
+                    failed = true;
+                }
+            }
+        }
+        a.finish(&mut sink);
+        println!("{}", a.stats());
+    }
+    if !captures.is_empty() {
+        let a = Analyzer::open(&cfg.intel, &dir, true)
+            .map_err(|e| anyhow::anyhow!("cannot open state store in {}: {e}", dir.display()))?;
+        let stop = stop_flag()?;
+        let s = pipeline::replay_with_intel(
+            cfg,
+            &captures,
+            Box::new(std::io::sink()),
+            &stop,
+            Some(Box::new(a)),
+        );
+        if let Some(v) = &s.output.intel {
+            println!("{v}");
+        }
+        if report(&s) != ExitCode::SUCCESS {
+            failed = true;
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn run_live(cfg: &Config, intel: Option<Box<Analyzer>>) -> Result<ExitCode> {
     let Some(interface) = cfg.interface.clone() else {
         bail!("no capture interface configured");
     };
@@ -236,7 +391,7 @@ fn run_live(cfg: &Config) -> Result<ExitCode> {
     let cap = live::open(&opts).map_err(|e| anyhow::anyhow!(e))?;
     let stop = stop_flag()?;
     let out = open_output(&cfg.eve)?;
-    let mut p = Pipeline::start(cfg, out, false);
+    let mut p = Pipeline::start_with_intel(cfg, out, false, intel);
     let stats_tx = p.stats_sender();
     let res = live::run(
         cap,

@@ -41,10 +41,22 @@ pub struct Summary {
 impl Pipeline {
     /// Starts workers and the output thread writing to `out`.
     pub fn start(cfg: &Config, out: Box<dyn Write + Send>, lossless: bool) -> Pipeline {
+        Pipeline::start_with_intel(cfg, out, lossless, None)
+    }
+
+    /// Like [`Pipeline::start`], with the domain-intelligence analyzer on the output thread.
+    pub fn start_with_intel(
+        cfg: &Config,
+        out: Box<dyn Write + Send>,
+        lossless: bool,
+        intel: Option<Box<crate::intel::Analyzer>>,
+    ) -> Pipeline {
         let n = cfg.workers.max(1);
         let epoch = Instant::now();
         let shared: SharedTotals = Arc::new(Mutex::new(vec![WorkerTotals::default(); n]));
-        let (out_tx, out_rx) = bounded::<Msg>(1024);
+        // Each message carries the events of one batch (up to 256 packets): 64 messages bound the
+        // events waiting for the output thread to about 16 k.
+        let (out_tx, out_rx) = bounded::<Msg>(64);
         let (recycle_tx, recycle_rx) = bounded::<Batch>(n * cfg.queue_batches + n);
         let mut senders = Vec::with_capacity(n);
         let mut workers = Vec::with_capacity(n);
@@ -55,6 +67,7 @@ impl Pipeline {
             senders.push(tx);
             let w = Worker {
                 index: i,
+                epoch,
                 rx,
                 recycle: recycle_tx.clone(),
                 out: out_tx.clone(),
@@ -75,7 +88,7 @@ impl Pipeline {
             let shared = shared.clone();
             std::thread::Builder::new()
                 .name("crosswire-output".into())
-                .spawn(move || output::run(out_rx, out, shared, epoch))
+                .spawn(move || output::run(out_rx, out, shared, epoch, intel, lossless))
         };
         let output = match output {
             Ok(h) => h,
@@ -129,6 +142,8 @@ const PUBLISH_EVERY: std::time::Duration = std::time::Duration::from_millis(100)
 
 struct Worker {
     index: usize,
+    /// The pipeline's clock origin (receive times are nanoseconds since it).
+    epoch: Instant,
     rx: Receiver<Batch>,
     recycle: Sender<Batch>,
     out: Sender<Msg>,
@@ -156,7 +171,8 @@ impl Worker {
                 published = Instant::now();
             }
         }
-        self.table.flush(&mut events);
+        let now = self.epoch.elapsed().as_nanos() as u64;
+        self.table.flush(now, &mut events);
         if !events.is_empty() {
             let _ = self.out.send(Msg::Events(events));
         }
@@ -220,6 +236,17 @@ pub fn replay(
     out: Box<dyn Write + Send>,
     stop: &StopFlag,
 ) -> Summary {
+    replay_with_intel(cfg, paths, out, stop, None)
+}
+
+/// Like [`replay`], with the domain-intelligence analyzer on the output thread.
+pub fn replay_with_intel(
+    cfg: &Config,
+    paths: &[PathBuf],
+    out: Box<dyn Write + Send>,
+    stop: &StopFlag,
+    intel: Option<Box<crate::intel::Analyzer>>,
+) -> Summary {
     let mut errors = Vec::new();
     let files = match capture::file::expand(paths) {
         Ok(f) => f,
@@ -228,7 +255,7 @@ pub fn replay(
             Vec::new()
         }
     };
-    let mut p = Pipeline::start(cfg, out, true);
+    let mut p = Pipeline::start_with_intel(cfg, out, true, intel);
     for f in &files {
         if let Err(e) =
             capture::file::replay(f, cfg.bpf.as_deref(), cfg.speed, stop, &mut p.dispatcher)

@@ -5,6 +5,8 @@
 //! The writer is buffered and flushed whenever the queue runs empty, so a live event reaches the
 //! file within milliseconds while replay writes in large blocks.
 
+pub mod sink;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -70,25 +72,181 @@ pub enum Msg {
 pub struct OutputTotals {
     pub events: BTreeMap<&'static str, u64>,
     pub write_errors: u64,
+    /// The domain-intelligence counters at the end (when it ran).
+    pub intel: Option<Value>,
 }
 
 /// Runs the output loop until every sender is gone. Returns the totals.
+/// The EVE writer, shared by the output thread and the domain-intelligence thread; each takes
+/// the lock for whole lines only.
+pub type SharedWriter = Arc<Mutex<Box<dyn Write + Send>>>;
+
+fn lock_writer(w: &SharedWriter) -> std::sync::MutexGuard<'_, Box<dyn Write + Send>> {
+    match w.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+/// Observations queued for the domain-intelligence thread (in batches, one per event batch).
+const INTEL_QUEUE: usize = 256;
+
+enum IntelMsg {
+    Obs(Vec<crate::intel::Obs>),
+    /// Analyse what is due and publish the counters.
+    Tick,
+    /// Analyse everything held, write the breaches, answer with the final counters.
+    Finish(crossbeam_channel::Sender<Value>),
+}
+
+/// Domain intelligence on its own thread: its store commits (disk syncs) must never hold back
+/// the EVE output, and through it the workers and the capture.
+struct Intel {
+    tx: crossbeam_channel::Sender<IntelMsg>,
+    stats: Arc<Mutex<Value>>,
+    /// Observation batches not queued because the thread was behind (live only; counted).
+    dropped: u64,
+    lossless: bool,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Intel {
+    fn start(mut a: Box<crate::intel::Analyzer>, w: SharedWriter, lossless: bool) -> Option<Intel> {
+        let (tx, rx) = crossbeam_channel::bounded::<IntelMsg>(INTEL_QUEUE);
+        let stats = Arc::new(Mutex::new(Value::Null));
+        let published = stats.clone();
+        let handle = std::thread::Builder::new()
+            .name("crosswire-intel".into())
+            .spawn(move || {
+                let mut breaches = Vec::new();
+                let mut written = 0u64;
+                let mut line = Vec::with_capacity(1024);
+                let mut write = |breaches: &mut Vec<crate::models::ModelBreach>,
+                                 written: &mut u64| {
+                    if breaches.is_empty() {
+                        return;
+                    }
+                    let mut out = lock_writer(&w);
+                    for b in breaches.drain(..) {
+                        line.clear();
+                        b.write_eve(&mut line);
+                        let _ = out.write_all(&line);
+                        *written += 1;
+                    }
+                };
+                let publish = |a: &crate::intel::Analyzer, written: u64| {
+                    let mut v = a.stats();
+                    v["breaches_written"] = json!(written);
+                    if let Ok(mut s) = published.lock() {
+                        *s = v.clone();
+                    }
+                    v
+                };
+                while let Ok(m) = rx.recv() {
+                    match m {
+                        IntelMsg::Obs(batch) => {
+                            a.observe_batch(batch, &mut breaches);
+                            write(&mut breaches, &mut written);
+                        }
+                        IntelMsg::Tick => {
+                            a.release(&mut breaches, false);
+                            write(&mut breaches, &mut written);
+                            publish(&a, written);
+                        }
+                        IntelMsg::Finish(reply) => {
+                            a.finish(&mut breaches);
+                            write(&mut breaches, &mut written);
+                            let _ = reply.send(publish(&a, written));
+                            return;
+                        }
+                    }
+                }
+                // The output thread went away without a final request.
+                a.finish(&mut breaches);
+                write(&mut breaches, &mut written);
+                publish(&a, written);
+            });
+        match handle {
+            Ok(h) => Some(Intel {
+                tx,
+                stats,
+                dropped: 0,
+                lossless,
+                handle: Some(h),
+            }),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the domain-intelligence thread");
+                None
+            }
+        }
+    }
+
+    fn send(&mut self, batch: Vec<crate::intel::Obs>) {
+        if batch.is_empty() {
+            return;
+        }
+        if self.lossless {
+            let _ = self.tx.send(IntelMsg::Obs(batch));
+        } else if self.tx.try_send(IntelMsg::Obs(batch)).is_err() {
+            self.dropped += 1;
+        }
+    }
+
+    fn stats(&self) -> Value {
+        let mut v = match self.stats.lock() {
+            Ok(s) => s.clone(),
+            Err(p) => p.into_inner().clone(),
+        };
+        if v.is_null() {
+            v = json!({});
+        }
+        v["dropped_batches"] = json!(self.dropped);
+        v
+    }
+
+    /// Waits for everything queued to be analysed and written; returns the final counters.
+    fn finish(&mut self) -> Value {
+        let (rtx, rrx) = crossbeam_channel::bounded(1);
+        let mut v = if self.tx.send(IntelMsg::Finish(rtx)).is_ok() {
+            rrx.recv().unwrap_or(Value::Null)
+        } else {
+            Value::Null
+        };
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+        if v.is_null() {
+            v = self.stats();
+        }
+        v["dropped_batches"] = json!(self.dropped);
+        v
+    }
+}
+
+/// Runs the output loop until every sender is gone. Returns the totals. With an analyzer,
+/// domain intelligence runs on its own thread fed from here; `lossless` (replay) makes this
+/// thread wait for it rather than drop observations.
 pub fn run(
     rx: Receiver<Msg>,
-    mut w: Box<dyn Write + Send>,
+    w: Box<dyn Write + Send>,
     shared: SharedTotals,
     epoch: Instant,
+    intel: Option<Box<crate::intel::Analyzer>>,
+    lossless: bool,
 ) -> OutputTotals {
+    let w: SharedWriter = Arc::new(Mutex::new(w));
     let mut totals = OutputTotals::default();
+    let mut intel = intel.and_then(|a| Intel::start(a, w.clone(), lossless));
     // 1 µs .. 60 s, 3 significant digits; cannot fail with these bounds.
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).ok();
     let mut line = Vec::with_capacity(4096);
     let started = Instant::now();
+    let mut finished = false;
     loop {
         let msg = match rx.try_recv() {
             Ok(m) => m,
             Err(crossbeam_channel::TryRecvError::Empty) => {
-                if w.flush().is_err() {
+                if lock_writer(&w).flush().is_err() {
                     totals.write_errors += 1;
                 }
                 match rx.recv() {
@@ -101,33 +259,61 @@ pub fn run(
         match msg {
             Msg::Events(evs) => {
                 let now_ns = epoch.elapsed().as_nanos() as u64;
-                for ev in &evs {
-                    line.clear();
-                    event::write_eve(ev, &mut line);
-                    if w.write_all(&line).is_err() {
-                        totals.write_errors += 1;
+                {
+                    let mut out = lock_writer(&w);
+                    for ev in &evs {
+                        line.clear();
+                        event::write_eve(ev, &mut line);
+                        if out.write_all(&line).is_err() {
+                            totals.write_errors += 1;
+                        }
+                        *totals.events.entry(ev.protocol()).or_default() += 1;
+                        if let Some(h) = hist.as_mut() {
+                            let us = now_ns.saturating_sub(ev.meta.recv_ns) / 1000;
+                            let _ = h.record(us.clamp(1, 60_000_000));
+                        }
                     }
-                    *totals.events.entry(ev.protocol()).or_default() += 1;
-                    if let Some(h) = hist.as_mut() {
-                        let us = now_ns.saturating_sub(ev.meta.recv_ns) / 1000;
-                        let _ = h.record(us.clamp(1, 60_000_000));
+                }
+                if let Some(i) = intel.as_mut() {
+                    let mut obs = Vec::with_capacity(evs.len());
+                    for ev in &evs {
+                        crate::intel::observations(ev, &mut obs);
                     }
+                    i.send(obs);
                 }
             }
             Msg::Stats { capture, final_ } => {
                 let workers = merged(&shared);
-                let v = stats_json(&capture, &workers, &totals, hist.as_ref(), started, final_);
+                let intel_stats = match intel.as_mut() {
+                    Some(i) if final_ => {
+                        finished = true;
+                        Some(i.finish())
+                    }
+                    Some(i) => {
+                        let _ = i.tx.try_send(IntelMsg::Tick);
+                        Some(i.stats())
+                    }
+                    None => None,
+                };
+                let mut v = stats_json(&capture, &workers, &totals, hist.as_ref(), started, final_);
+                if let Some(is) = intel_stats {
+                    v["stats"]["intel"] = is.clone();
+                    totals.intel = Some(is);
+                }
                 line.clear();
                 if serde_json::to_writer(&mut line, &v).is_ok() {
                     line.push(b'\n');
-                    if w.write_all(&line).is_err() {
+                    if lock_writer(&w).write_all(&line).is_err() {
                         totals.write_errors += 1;
                     }
                 }
             }
         }
     }
-    if w.flush().is_err() {
+    if !finished && let Some(i) = intel.as_mut() {
+        totals.intel = Some(i.finish());
+    }
+    if lock_writer(&w).flush().is_err() {
         totals.write_errors += 1;
     }
     totals

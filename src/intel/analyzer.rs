@@ -1,0 +1,673 @@
+//! The analyzer: observations in, history updated, model breaches out.
+//!
+//! It lives on the output thread. Workers hand their events over in batches, so events reach
+//! the output thread roughly, not strictly, in time order (a quiet worker's batch can lag far
+//! behind in packet time during replay, because partial batches are only sent when full). The
+//! analyzer therefore puts observations through a bounded reorder buffer and analyses them in
+//! event-time order: an observation is released once the newest event time is a window past it
+//! ([`REPLAY_WINDOW_US`], or [`LIVE_WINDOW_US`] when capturing live), once it has waited
+//! [`LIVE_HOLD`] of wall-clock time (live only: this bounds breach latency), or when more than
+//! [`REORDER_MAX`] are held. One arriving after later ones were analysed is still analysed, and
+//! counted in `late_observations`. Its clock is the largest event time analysed so far. State is committed to the
+//! store every `commit_interval` of event time (or when `commit_max_dirty` records changed) and
+//! once more at [`Analyzer::finish`].
+
+use std::net::IpAddr;
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use super::feeds::{LoadReport, Popularity, Registrations};
+use super::history::{Binding, History};
+use super::lookalike::Protected;
+use super::score::{Facts, Scored, Scorer, human};
+use super::settings::Settings;
+use super::{Obs, What, dga, names, observations};
+use crate::event::Event;
+use crate::models::{self, Device, Member, ModelBreach};
+use crate::store::{self, Store};
+
+/// Event time an observation is held for reordering in replay. Replay sends a worker's batch
+/// only when it is full, so with unevenly loaded workers the skew reaches days of packet time;
+/// in practice [`REORDER_MAX`] bounds the buffer first.
+pub const REPLAY_WINDOW_US: u64 = 7 * 24 * 3_600_000_000;
+/// Event time an observation is held for reordering live (the capture side flushes partial
+/// batches within milliseconds there).
+pub const LIVE_WINDOW_US: u64 = 60_000_000;
+/// Wall-clock time an observation is held at most, live.
+pub const LIVE_HOLD: std::time::Duration = std::time::Duration::from_secs(2);
+/// Wall-clock time between two time-driven commits (bounds fsyncs in fast replay).
+pub const MIN_COMMIT_GAP: std::time::Duration = std::time::Duration::from_secs(1);
+/// Observations held at most.
+pub const REORDER_MAX: usize = 100_000;
+
+/// An observation waiting in the reorder buffer, ordered by (event time, arrival).
+struct Held {
+    ts: u64,
+    seq: u64,
+    arrived: std::time::Instant,
+    obs: Obs,
+}
+
+impl PartialEq for Held {
+    fn eq(&self, o: &Self) -> bool {
+        (self.ts, self.seq) == (o.ts, o.seq)
+    }
+}
+impl Eq for Held {}
+impl PartialOrd for Held {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Held {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        // Reversed: BinaryHeap is a max-heap and the oldest must come out first.
+        (o.ts, o.seq).cmp(&(self.ts, self.seq))
+    }
+}
+
+const META_LEARN_START: &str = "learn_start";
+const META_NOW: &str = "now";
+const META_MODELS: &str = "models";
+
+/// Running counters, shown in `stats` under `intel`.
+#[derive(Debug, Default, Clone)]
+pub struct Counters {
+    pub observations: u64,
+    /// Names that are not host names (bad characters, too long).
+    pub bad_names: u64,
+    /// Names without a public registrable domain (`.lan`, `.arpa`, single labels).
+    pub ignored_names: u64,
+    /// Observations whose client is outside the home networks.
+    pub not_a_device: u64,
+    pub commits: u64,
+    /// Observations that arrived after later ones had already been analysed.
+    pub late_observations: u64,
+    pub breaches: std::collections::BTreeMap<&'static str, u64>,
+    pub feeds: LoadReport,
+    pub popularity: LoadReport,
+}
+
+/// Domain intelligence and device models over one state store.
+pub struct Analyzer {
+    s: Settings,
+    store: Store,
+    hist: History,
+    scorer: Scorer,
+    models: models::State,
+    learn_start: Option<u64>,
+    now: u64,
+    last_commit: u64,
+    /// Only build history (the `learn` command): no scoring, no breaches.
+    learn_only: bool,
+    pub counters: Counters,
+    obs: Vec<Obs>,
+    held: std::collections::BinaryHeap<Held>,
+    seq: u64,
+    newest: u64,
+    live: bool,
+    last_commit_wall: std::time::Instant,
+}
+
+impl Analyzer {
+    /// Opens the store in `state_dir` and loads feeds and lists. Bad feed lines are counted
+    /// and logged with `file:line`; only a store that cannot be opened is an error.
+    pub fn open(
+        s: &Settings,
+        state_dir: &Path,
+        learn_only: bool,
+    ) -> Result<Analyzer, store::Error> {
+        let mut store = Store::open(state_dir, s.store_cache_bytes)?;
+        let hist = History::open(&mut store, s);
+        let mut counters = Counters::default();
+        let regs = Registrations::load(
+            &s.registration_feeds,
+            s.max_feed_entries,
+            &mut counters.feeds,
+        );
+        let pop = Popularity::load(
+            s.popularity_list.as_deref(),
+            s.popularity_max_rank,
+            &mut counters.popularity,
+        );
+        for m in counters
+            .feeds
+            .messages
+            .iter()
+            .chain(&counters.popularity.messages)
+        {
+            tracing::warn!("feed: {m}");
+        }
+        let u64_meta = |store: &mut Store, k| {
+            store
+                .meta(k)
+                .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+                .map(u64::from_le_bytes)
+        };
+        let learn_start = u64_meta(&mut store, META_LEARN_START);
+        let now = u64_meta(&mut store, META_NOW).unwrap_or(0);
+        let models = store
+            .meta(META_MODELS)
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        tracing::info!(
+            dir = %state_dir.display(),
+            domains = hist.domains.counters.rows,
+            devices = hist.known_devices(),
+            feed_entries = regs.len(),
+            popular = pop.len(),
+            "domain intelligence ready"
+        );
+        Ok(Analyzer {
+            scorer: Scorer {
+                regs,
+                pop,
+                dga: dga::Model::shipped(),
+                protected: Protected::new(&s.org_domains, &s.brands),
+            },
+            s: s.clone(),
+            store,
+            hist,
+            models,
+            learn_start,
+            now,
+            last_commit: now,
+            learn_only,
+            counters,
+            obs: Vec::new(),
+            held: std::collections::BinaryHeap::new(),
+            seq: 0,
+            newest: 0,
+            live: false,
+            last_commit_wall: std::time::Instant::now(),
+        })
+    }
+
+    /// Live capture: a short reorder window and a wall-clock bound on how long an observation
+    /// waits (replay, the default, waits for event time only).
+    pub fn set_live(&mut self, live: bool) {
+        self.live = live;
+    }
+
+    /// Takes one protocol event into the reorder buffer and analyses what is due; breaches are
+    /// appended to `out`.
+    pub fn observe_event(&mut self, ev: &Event, out: &mut Vec<ModelBreach>) {
+        let mut obs = std::mem::take(&mut self.obs);
+        obs.clear();
+        observations(ev, &mut obs);
+        let now = std::time::Instant::now();
+        for o in obs.drain(..) {
+            self.newest = self.newest.max(o.ts_us);
+            self.seq += 1;
+            self.held.push(Held {
+                ts: o.ts_us,
+                seq: self.seq,
+                arrived: now,
+                obs: o,
+            });
+        }
+        self.obs = obs;
+        self.release(out, false);
+    }
+
+    /// Takes observations already extracted from events (on another thread) into the reorder
+    /// buffer and analyses what is due, like [`Analyzer::observe_event`].
+    pub fn observe_batch(&mut self, batch: Vec<Obs>, out: &mut Vec<ModelBreach>) {
+        let now = std::time::Instant::now();
+        for o in batch {
+            self.newest = self.newest.max(o.ts_us);
+            self.seq += 1;
+            self.held.push(Held {
+                ts: o.ts_us,
+                seq: self.seq,
+                arrived: now,
+                obs: o,
+            });
+        }
+        self.release(out, false);
+    }
+
+    /// Analyses the held observations that are due (all of them with `all`).
+    pub fn release(&mut self, out: &mut Vec<ModelBreach>, all: bool) {
+        let now = std::time::Instant::now();
+        let window = if self.live {
+            LIVE_WINDOW_US
+        } else {
+            REPLAY_WINDOW_US
+        };
+        while let Some(top) = self.held.peek() {
+            let due = all
+                || top.ts.saturating_add(window) <= self.newest
+                || (self.live && now.duration_since(top.arrived) >= LIVE_HOLD)
+                || self.held.len() > REORDER_MAX;
+            if !due {
+                break;
+            }
+            if let Some(h) = self.held.pop() {
+                self.observe(&h.obs, out);
+            }
+        }
+    }
+
+    /// Analyses one observation now (no reordering).
+    pub fn observe(&mut self, o: &Obs, out: &mut Vec<ModelBreach>) {
+        if o.ts_us < self.now {
+            self.counters.late_observations += 1;
+        }
+        self.counters.observations += 1;
+        let Some(fqdn) = names::normalise(&o.name) else {
+            self.counters.bad_names += 1;
+            return;
+        };
+        let Some(domain) = names::registrable(&fqdn).map(str::to_owned) else {
+            self.counters.ignored_names += 1;
+            return;
+        };
+        self.now = self.now.max(o.ts_us);
+        let learn_start = *self.learn_start.get_or_insert(o.ts_us);
+        let learning = self.now < learn_start.saturating_add(self.s.learning_period_us);
+        let home = self.s.home_net.contains(o.client);
+        let external = (!self.s.home_net.contains(o.server)).then_some(o.server);
+        let ip = match &o.what {
+            What::Answer(ips) => ips.iter().copied().find(|i| !self.s.home_net.contains(*i)),
+            What::Tls | What::Http => external,
+            What::Query | What::NxDomain => None,
+        };
+        if home {
+            self.hist
+                .contact(&mut self.store, o.ts_us, o.client, &domain, &fqdn, ip);
+        } else {
+            self.counters.not_a_device += 1;
+        }
+        let scoring = home && !self.learn_only && !matches!(o.what, What::Query);
+        let scored = if scoring || matches!(o.what, What::Answer(_)) {
+            Some(self.score(o.ts_us, &domain, &fqdn, ip, learning))
+        } else {
+            None
+        };
+        if let (What::Answer(ips), Some(sc)) = (&o.what, &scored) {
+            for &a in ips.iter().filter(|a| !self.s.home_net.contains(**a)) {
+                let b = Binding {
+                    domain: domain.clone(),
+                    fqdn: fqdn.clone(),
+                    ts: o.ts_us,
+                    suspect: sc.suspect,
+                    score: sc.score,
+                };
+                self.hist.bind(&mut self.store, a, b, self.s.binding_ttl_us);
+            }
+        }
+        if scoring && let Some(sc) = scored {
+            match o.what {
+                What::NxDomain => self.nxdomain(o, &fqdn, &domain, out),
+                What::Query => {}
+                _ => {
+                    self.suspicious(o, &fqdn, &domain, ip, &sc, out);
+                    if matches!(o.what, What::Tls) {
+                        self.beacon(o, &fqdn, &domain, ip, &sc, out);
+                    }
+                }
+            }
+        }
+        self.maybe_commit();
+    }
+
+    /// Scores as of the observation's own time `now` (which is behind the analyzer's clock for a
+    /// late observation).
+    fn score(
+        &mut self,
+        now: u64,
+        domain: &str,
+        fqdn: &str,
+        ip: Option<IpAddr>,
+        learning: bool,
+    ) -> Scored {
+        let since = now.saturating_sub(self.s.rarity_window_us);
+        let active = self.hist.active_devices(now, since);
+        let cohosted = match ip {
+            Some(ip) => {
+                let since = now.saturating_sub(self.s.binding_ttl_us);
+                self.hist.bound_to(&mut self.store, ip, since)
+            }
+            None => Vec::new(),
+        };
+        let rec = self.hist.domains.get(&mut self.store, domain).cloned();
+        self.scorer.score(
+            &self.s,
+            &Facts {
+                now,
+                domain,
+                fqdn,
+                rec: rec.as_ref(),
+                active_devices: active,
+                ip,
+                cohosted: &cohosted,
+                learning,
+            },
+        )
+    }
+
+    fn breach(&mut self, model: &'static str, o: &Obs, score: u8) -> ModelBreach {
+        *self.counters.breaches.entry(model).or_default() += 1;
+        ModelBreach {
+            ts_us: o.ts_us,
+            model,
+            score,
+            device: Device {
+                ip: o.client,
+                mac: None,
+                hostname: None,
+            },
+            devices: Vec::new(),
+            domain: None,
+            fqdn: None,
+            ip: None,
+            reasons: Vec::new(),
+            flow_ids: vec![o.flow_id],
+        }
+    }
+
+    fn suspicious(
+        &mut self,
+        o: &Obs,
+        fqdn: &str,
+        domain: &str,
+        ip: Option<IpAddr>,
+        sc: &Scored,
+        out: &mut Vec<ModelBreach>,
+    ) {
+        if sc.popular || sc.score < self.s.breach_threshold {
+            return;
+        }
+        // During learning only name and registration evidence can breach: the score left out
+        // novelty and rarity.
+        let key = format!("sd|{}|{domain}", o.client);
+        if !self.hist.fire_once(&mut self.store, &key, o.ts_us) {
+            return;
+        }
+        let mut b = self.breach(models::SUSPICIOUS_DOMAIN, o, sc.score);
+        b.domain = Some(domain.to_string());
+        b.fqdn = Some(fqdn.to_string());
+        b.ip = ip;
+        b.reasons = sc.reasons.clone();
+        out.push(b);
+        self.correlate(o, fqdn, domain, ip, sc.score, out);
+    }
+
+    fn correlate(
+        &mut self,
+        o: &Obs,
+        fqdn: &str,
+        domain: &str,
+        ip: Option<IpAddr>,
+        score: u8,
+        out: &mut Vec<ModelBreach>,
+    ) {
+        let member = Member {
+            device: o.client.to_string(),
+            ts: o.ts_us,
+            score,
+            flow_id: o.flow_id,
+        };
+        let w = self.s.correlation_window_us;
+        let mut groups = vec![(format!("d:{domain}"), domain.to_string())];
+        if let Some(ip) = ip {
+            groups.push((format!("i:{ip}"), ip.to_string()));
+        }
+        let mut hit: Option<(String, Vec<Member>)> = None;
+        for (key, label) in &groups {
+            let devs = self.models.correlator.add(key, member.clone(), w);
+            if hit.is_none() && devs.len() >= self.s.correlation_devices as usize {
+                hit = Some((label.clone(), devs));
+            }
+        }
+        let Some((label, devs)) = hit else {
+            return;
+        };
+        // One breach per group instance: mark every group of this breach as fired.
+        let mut fresh = true;
+        for (key, _) in &groups {
+            let k = format!("mc|{key}");
+            if self.hist.fired.get(&mut self.store, &k).is_some() {
+                fresh = false;
+            }
+        }
+        if !fresh {
+            return;
+        }
+        for (key, _) in &groups {
+            self.hist
+                .fire_once(&mut self.store, &format!("mc|{key}"), o.ts_us);
+        }
+        let score = devs.iter().map(|m| m.score).max().unwrap_or(score);
+        let mut b = self.breach(models::MULTIPLE_DEVICES, o, score.max(80));
+        b.domain = Some(domain.to_string());
+        b.fqdn = Some(fqdn.to_string());
+        b.ip = ip;
+        b.devices = devs.iter().filter_map(|m| m.device.parse().ok()).collect();
+        b.flow_ids = devs.iter().map(|m| m.flow_id).collect();
+        let first = devs.iter().map(|m| m.ts).min().unwrap_or(o.ts_us);
+        let last = devs.iter().map(|m| m.ts).max().unwrap_or(o.ts_us);
+        b.reasons = vec![
+            format!(
+                "{} devices breached {} for {label} within {}",
+                devs.len(),
+                models::SUSPICIOUS_DOMAIN,
+                human(last.saturating_sub(first))
+            ),
+            format!(
+                "devices: {}",
+                devs.iter()
+                    .map(|m| m.device.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ];
+        out.push(b);
+    }
+
+    fn beacon(
+        &mut self,
+        o: &Obs,
+        fqdn: &str,
+        domain: &str,
+        ip: Option<IpAddr>,
+        sc: &Scored,
+        out: &mut Vec<ModelBreach>,
+    ) {
+        if sc.popular || !sc.rare {
+            return;
+        }
+        let key = format!("{}|{domain}", o.client);
+        let Some(r) = self.models.beacons.add(&key, o.ts_us) else {
+            return;
+        };
+        let s = &self.s;
+        if r.count < s.beacon_min_connections as usize
+            || r.span_s * 1e6 < s.beacon_min_span_us as f64
+            || r.jitter() > s.beacon_max_jitter
+            || r.mean_s < 1.0
+        {
+            return;
+        }
+        if !self
+            .hist
+            .fire_once(&mut self.store, &format!("c2|{key}"), o.ts_us)
+        {
+            return;
+        }
+        let regular = 1.0 - (r.jitter() / s.beacon_max_jitter).min(1.0);
+        let score = (70.0 + 25.0 * regular).round().clamp(0.0, 100.0) as u8;
+        let mut b = self.breach(models::SSL_C2, o, score.max(sc.score));
+        b.domain = Some(domain.to_string());
+        b.fqdn = Some(fqdn.to_string());
+        b.ip = ip;
+        b.reasons = vec![format!(
+            "{} TLS connections to {fqdn} every {:.0} s ± {:.1} s over {}",
+            r.count,
+            r.mean_s,
+            r.mad_s,
+            human((r.span_s * 1e6) as u64)
+        )];
+        b.reasons.extend(
+            sc.reasons
+                .iter()
+                .filter(|x| x.contains("devices") || x.contains("first seen"))
+                .cloned(),
+        );
+        out.push(b);
+    }
+
+    fn nxdomain(&mut self, o: &Obs, fqdn: &str, domain: &str, out: &mut Vec<ModelBreach>) {
+        let random = self
+            .scorer
+            .dga
+            .judge(names::registrable_label(domain))
+            .random
+            || names::sub_labels(fqdn, domain).any(|l| self.scorer.dga.judge(l).random);
+        if !random {
+            return;
+        }
+        let dev = o.client.to_string();
+        let names = self
+            .models
+            .nx
+            .add(&dev, o.ts_us, fqdn, self.s.dga_window_us);
+        if names.len() < self.s.dga_nxdomain_burst as usize {
+            return;
+        }
+        let day = o.ts_us / 86_400_000_000;
+        if !self
+            .hist
+            .fire_once(&mut self.store, &format!("dga|{dev}|{day}"), o.ts_us)
+        {
+            return;
+        }
+        let mut b = self.breach(models::DGA_ACTIVITY, o, 85);
+        b.domain = Some(domain.to_string());
+        b.fqdn = Some(fqdn.to_string());
+        let sample: Vec<&str> = names.iter().rev().take(5).map(String::as_str).collect();
+        b.reasons = vec![
+            format!(
+                "{} NXDOMAIN answers for random-looking names within {}",
+                names.len(),
+                human(self.s.dga_window_us)
+            ),
+            format!("e.g. {}", sample.join(", ")),
+        ];
+        out.push(b);
+    }
+
+    /// The domains that resolved to `ip` within `window_us` before the analyzer's clock and
+    /// were young or rare at the time — the question the SaaS correlation asks.
+    pub fn suspect_domains_on(&mut self, ip: IpAddr, window_us: u64) -> Vec<Binding> {
+        let since = self.now.saturating_sub(window_us);
+        self.hist
+            .bound_to(&mut self.store, ip, since)
+            .into_iter()
+            .filter(|b| b.suspect)
+            .collect()
+    }
+
+    fn maybe_commit(&mut self) {
+        let time_due = self.now >= self.last_commit.saturating_add(self.s.commit_interval_us)
+            && self.last_commit_wall.elapsed() >= MIN_COMMIT_GAP;
+        if time_due || self.hist.dirty() >= self.s.commit_max_dirty {
+            self.commit();
+        }
+    }
+
+    /// Writes everything to the store now.
+    pub fn commit(&mut self) -> bool {
+        let models = serde_json::to_vec(&self.models).unwrap_or_default();
+        let mut meta = vec![
+            (META_NOW, self.now.to_le_bytes().to_vec()),
+            (META_MODELS, models),
+        ];
+        if let Some(l) = self.learn_start {
+            meta.push((META_LEARN_START, l.to_le_bytes().to_vec()));
+        }
+        let mut tables = self.hist.tables();
+        let ok = self.store.commit(&mut tables, &meta);
+        if ok {
+            self.counters.commits += 1;
+            self.last_commit = self.now;
+            self.last_commit_wall = std::time::Instant::now();
+        }
+        ok
+    }
+
+    /// Analyses everything still held and commits; call when the input ends.
+    pub fn finish(&mut self, out: &mut Vec<ModelBreach>) {
+        self.release(out, true);
+        self.commit();
+    }
+
+    /// The `intel` object of the `stats` event.
+    pub fn stats(&self) -> Value {
+        let c = &self.counters;
+        let tables: serde_json::Map<String, Value> = self
+            .hist
+            .counters()
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), json!(v)))
+            .collect();
+        json!({
+            "observations": c.observations,
+            "bad_names": c.bad_names,
+            "ignored_names": c.ignored_names,
+            "not_a_device": c.not_a_device,
+            "late_observations": c.late_observations,
+            "held": self.held.len(),
+            "devices": self.hist.known_devices(),
+            "breaches": c.breaches,
+            "store": {
+                "commits": c.commits,
+                "commit_errors": self.store.commit_errors,
+                "read_errors": self.store.read_errors,
+                "tables": tables,
+            },
+            "evictions": {
+                "record_lists": self.hist.list_evictions,
+                "devices": self.hist.active_evictions,
+                "models": self.models.evictions(),
+            },
+            "feeds": {
+                "loaded": c.feeds.loaded,
+                "bad_lines": c.feeds.bad_lines,
+                "dropped": c.feeds.dropped,
+            },
+            "popularity": {
+                "loaded": c.popularity.loaded,
+                "bad_lines": c.popularity.bad_lines,
+                "dropped": c.popularity.dropped,
+            },
+        })
+    }
+
+    /// The store's own counters (for tests and `learn`).
+    pub fn rows(&self, table: &str) -> u64 {
+        self.hist
+            .counters()
+            .iter()
+            .find(|(k, _)| *k == table)
+            .map_or(0, |(_, c)| c.rows)
+    }
+
+    /// A domain's history, for tests and the `learn` summary.
+    pub fn domain(&mut self, domain: &str) -> Option<super::history::DomainRec> {
+        self.hist.domains.get(&mut self.store, domain).cloned()
+    }
+}
+
+impl Drop for Analyzer {
+    fn drop(&mut self) {
+        // A clean shutdown commits; `kill -9` loses at most one commit interval.
+        if self.hist.dirty() > 0 || !self.held.is_empty() {
+            let mut sink = Vec::new();
+            self.release(&mut sink, true);
+            self.commit();
+        }
+    }
+}
