@@ -29,11 +29,16 @@ pub fn open(o: &Options) -> Result<pcap::Capture<pcap::Active>, String> {
         .promisc(o.promiscuous)
         .snaplen(o.snaplen)
         .buffer_size(o.buffer_bytes)
+        // The kernel hands over a block of packets when it fills or after 1 ms: few wake-ups at
+        // high rates, at most a millisecond of delay at low ones.
         .timeout(1)
-        .immediate_mode(true)
         .open()
         .map_err(|e| format!("interface {}: cannot open: {e}", o.interface))?;
-    let mut cap = cap;
+    // Non-blocking: libpcap's own blocking read loops inside pcap_next_ex while the interface is
+    // idle, which would keep the stop flag, stats and batch flushes waiting for the next packet.
+    let mut cap = cap
+        .setnonblock()
+        .map_err(|e| format!("interface {}: cannot set non-blocking: {e}", o.interface))?;
     if let Some(f) = &o.bpf {
         cap.filter(f, true)
             .map_err(|e| format!("interface {}: bad BPF filter: {e}", o.interface))?;
@@ -65,7 +70,11 @@ pub fn run(
                     .saturating_add(ts.tv_usec.max(0) as u64);
                 d.push(lt, ts_us, p.data);
             }
-            Err(pcap::Error::TimeoutExpired) => {}
+            Err(pcap::Error::TimeoutExpired) => {
+                // Nothing buffered: send what is waiting, then sleep until the socket is readable.
+                d.flush();
+                wait_readable(&cap, IDLE_POLL);
+            }
             Err(e) => return Err(format!("capture error: {e}")),
         }
         d.flush_stale(FLUSH_AFTER);
@@ -80,6 +89,18 @@ pub fn run(
     }
     read_stats(&mut cap, d);
     Ok(())
+}
+
+/// Longest sleep while idle: bounds how late a stop request or a stats tick is noticed.
+const IDLE_POLL: Duration = Duration::from_millis(20);
+
+fn wait_readable(cap: &pcap::Capture<pcap::Active>, timeout: Duration) {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
+    let mut fds = [PollFd::new(cap.as_fd(), PollFlags::POLLIN)];
+    // EINTR (a signal) or an error: return and let the loop look at the stop flag.
+    let _ = poll(&mut fds, PollTimeout::from(ms));
 }
 
 fn read_stats(cap: &mut pcap::Capture<pcap::Active>, d: &mut Dispatcher) {

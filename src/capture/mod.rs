@@ -13,14 +13,23 @@ pub mod live;
 use std::hash::BuildHasher;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, SendTimeoutError, Sender};
 
 use crate::decode::net::{self, L4};
+
+/// How long the live capture waits for room in a full worker queue before dropping a batch
+/// (the kernel buffer holds about a second of a busy 1 Gb/s link meanwhile).
+pub const LIVE_QUEUE_GRACE: Duration = Duration::from_millis(100);
 
 /// Packets per batch.
 pub const BATCH_PACKETS: usize = 256;
 /// Packet bytes per batch (a batch is sent when either cap is reached).
 pub const BATCH_BYTES: usize = 256 * 1024;
+
+/// A partial batch is sent once the packets after its first one are this much later in packet
+/// time, so that workers with little traffic do not hold their events back (the output stays
+/// near event-time order across workers, in replay as live).
+pub const MAX_BATCH_SPAN_US: u64 = 100_000;
 
 /// Packets of one link type, stored back to back in one buffer.
 #[derive(Debug, Default)]
@@ -52,6 +61,11 @@ impl Batch {
 
     pub fn len(&self) -> usize {
         self.ends.len()
+    }
+
+    /// Packet time of the first packet, if any.
+    pub fn first_ts(&self) -> Option<u64> {
+        self.ts_us.first().copied()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -112,6 +126,8 @@ pub struct Dispatcher {
     epoch: Instant,
     /// Batches whose packets were dropped, kept for reuse.
     spare: Vec<Batch>,
+    /// Packet time at which partial batches are next checked for age.
+    next_span_check: u64,
 }
 
 impl Dispatcher {
@@ -133,6 +149,7 @@ impl Dispatcher {
             counters: CaptureCounters::default(),
             epoch,
             spare: Vec::new(),
+            next_span_check: 0,
         }
     }
 
@@ -191,6 +208,19 @@ impl Dispatcher {
         if batch.is_full() {
             self.send(w);
         }
+        if ts_us >= self.next_span_check {
+            self.next_span_check = ts_us.saturating_add(MAX_BATCH_SPAN_US / 4);
+            for w in 0..self.current.len() {
+                let old = self
+                    .current
+                    .get(w)
+                    .and_then(Batch::first_ts)
+                    .is_some_and(|t| ts_us.saturating_sub(t) >= MAX_BATCH_SPAN_US);
+                if old {
+                    self.send(w);
+                }
+            }
+        }
     }
 
     fn fresh_batch(&mut self) -> Batch {
@@ -229,9 +259,12 @@ impl Dispatcher {
             // A worker only goes away when the pipeline is shutting down.
             let _ = tx.send(batch);
         } else {
-            match tx.try_send(batch) {
+            // Live: a full queue gets a short grace period, during which the kernel's capture
+            // buffer (64 MiB by default) absorbs the burst; after it the batch is dropped and
+            // counted, so a worker that stays behind cannot stall the capture.
+            match tx.send_timeout(batch, LIVE_QUEUE_GRACE) {
                 Ok(()) => {}
-                Err(TrySendError::Full(b)) | Err(TrySendError::Disconnected(b)) => {
+                Err(SendTimeoutError::Timeout(b)) | Err(SendTimeoutError::Disconnected(b)) => {
                     self.counters.queue_drop_batches += 1;
                     self.counters.queue_drop_packets += b.len() as u64;
                     batch = b;

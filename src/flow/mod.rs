@@ -31,6 +31,12 @@ const RST: u8 = 0x04;
 pub const SCAN_CAP: usize = 16 * 1024;
 /// TLS records walked in a client direction after the first ClientHello (HelloRetryRequest).
 const TLS_MAX_RECORDS: u8 = 8;
+/// Packet time a TLS ClientHello or HTTP request waits for the server's reply before its event
+/// is written without it.
+pub const PENDING_WAIT_US: u64 = 2_000_000;
+/// Flows tracked in the pending-reply queue (each flow at most once per event it holds).
+const MAX_PENDING_DUE: usize = 1 << 16;
+
 /// Steps of the application loop per segment; each step consumes bytes or stops.
 const MAX_APP_STEPS: usize = 256;
 
@@ -194,9 +200,12 @@ struct FlowMap {
 }
 
 impl FlowMap {
-    fn new() -> Self {
+    fn with_capacity(n: usize) -> Self {
         FlowMap {
-            table: hashbrown::HashTable::new(),
+            // Room for twice the cap, allocated once: with the table never more than half full,
+            // the tombstones left by evictions are cleared by rehashing in place instead of by
+            // doubling the table (which briefly held two tables and then kept the bigger one).
+            table: hashbrown::HashTable::with_capacity(n.saturating_mul(2)),
             hasher: foldhash::fast::RandomState::default(),
         }
     }
@@ -344,17 +353,24 @@ pub struct Table {
     pub counters: Counters,
     next_expiry_check: u64,
     scratch_dns: Vec<dns::Message>,
+    /// Receive time of the packet being handled (or of the final flush).
+    now_recv: u64,
+    /// (deadline, flow) of events waiting for a reply, oldest first: a reply that does not
+    /// come within [`PENDING_WAIT_US`] of packet time no longer holds the event back.
+    pending_due: VecDeque<(u64, Key)>,
 }
 
 impl Table {
     pub fn new(limits: Limits) -> Self {
         Table {
-            flows: FlowMap::new(),
-            queue: VecDeque::new(),
+            flows: FlowMap::with_capacity(limits.max_flows.min(1 << 22)),
+            queue: VecDeque::with_capacity(limits.max_flows.min(1 << 22)),
             limits,
             counters: Counters::default(),
             next_expiry_check: 0,
             scratch_dns: Vec::new(),
+            now_recv: 0,
+            pending_due: VecDeque::new(),
         }
     }
 
@@ -375,6 +391,8 @@ impl Table {
         l4: &L4<'_>,
         out: &mut Vec<Event>,
     ) {
+        self.now_recv = recv_ns;
+        self.release_pending(ts_us, out);
         if ts_us >= self.next_expiry_check {
             self.expire(ts_us, out);
             self.next_expiry_check = ts_us.saturating_add(1_000_000);
@@ -438,7 +456,7 @@ impl Table {
                         // Data in this very segment is still decoded below; what is pending
                         // now cannot be completed any more.
                         if t.payload.is_empty() {
-                            flush_pending(tf, &base, out);
+                            flush_pending(tf, &base, self.now_recv, out);
                         }
                     }
                     flow.closed = true;
@@ -473,6 +491,11 @@ impl Table {
                     dns_port: is_dns_port(sp, dp),
                     limits: &self.limits,
                 };
+                let waiting = |tf: &TcpFlow| {
+                    tf.pending_tls.as_ref().map(|p| p.1) == Some(ts_us)
+                        || tf.pending_http.back().map(|p| p.1) == Some(ts_us)
+                };
+                let waited_before = waiting(tf);
                 let d = &mut tf.dirs[dir];
                 if !matches!(d.app, App::Done) && !t.payload.is_empty() {
                     let before = (d.r.gaps, d.r.retransmitted, d.r.ooo_dropped);
@@ -511,10 +534,44 @@ impl Table {
                     self.counters.tcp_ooo_dropped += r.ooo_dropped - before.2;
                 }
                 if flow.closed {
-                    flush_pending(tf, &base, out);
+                    flush_pending(tf, &base, self.now_recv, out);
+                }
+                if !waited_before && waiting(tf) {
+                    self.pending_added(ts_us, key);
                 }
             }
             L4::Other(_) => {}
+        }
+    }
+
+    /// Writes the events whose reply is overdue at packet time `now_us`.
+    fn release_pending(&mut self, now_us: u64, out: &mut Vec<Event>) {
+        // Each pass pops one entry: bounded by the queue length.
+        for _ in 0..self.pending_due.len() {
+            let Some(&(due, key)) = self.pending_due.front() else {
+                break;
+            };
+            if due > now_us {
+                break;
+            }
+            self.pending_due.pop_front();
+            let h = self.flows.hash(&key);
+            let recv = self.now_recv;
+            let Some(flow) = self.flows.get_mut_hashed(h, &key) else {
+                continue;
+            };
+            let base = MetaBase::of(key, flow);
+            if let Some(tf) = flow.tcp.as_mut() {
+                release_overdue(tf, &base, now_us, recv, out);
+            }
+        }
+    }
+
+    /// Remembers that `key` holds an event waiting for a reply since `ts_us`.
+    fn pending_added(&mut self, ts_us: u64, key: Key) {
+        if self.pending_due.len() < MAX_PENDING_DUE {
+            self.pending_due
+                .push_back((ts_us.saturating_add(PENDING_WAIT_US), key));
         }
     }
 
@@ -588,13 +645,15 @@ impl Table {
         if let Some(mut flow) = self.flows.remove(key) {
             let base = MetaBase::of(*key, &flow);
             if let Some(tf) = flow.tcp.as_mut() {
-                flush_pending(tf, &base, out);
+                flush_pending(tf, &base, self.now_recv, out);
             }
         }
     }
 
     /// Ends every flow (end of input), handing over their pending events.
-    pub fn flush(&mut self, out: &mut Vec<Event>) {
+    pub fn flush(&mut self, recv_ns: u64, out: &mut Vec<Event>) {
+        self.now_recv = recv_ns;
+        self.pending_due.clear();
         let keys: Vec<Key> = self.flows.keys();
         let start = out.len();
         for k in keys {
@@ -628,16 +687,50 @@ struct Ctx<'l> {
     limits: &'l Limits,
 }
 
-fn flush_pending(tf: &mut TcpFlow, base: &MetaBase, out: &mut Vec<Event>) {
-    if let Some((d, ts, recv, ev)) = tf.pending_tls.take().map(|b| *b) {
+/// Hands over the events a flow was still completing. `recv_ns` is the receive time of the
+/// packet (or moment) that ends the wait: capture-to-event latency measures the sensor, not the
+/// protocol's wait for a reply.
+fn flush_pending(tf: &mut TcpFlow, base: &MetaBase, recv_ns: u64, out: &mut Vec<Event>) {
+    if let Some((d, ts, _recv, ev)) = tf.pending_tls.take().map(|b| *b) {
         out.push(Event {
-            meta: base.meta(d, ts, recv),
+            meta: base.meta(d, ts, recv_ns),
             kind: Kind::Tls(Box::new(ev)),
         });
     }
-    while let Some((d, ts, recv, req)) = tf.pending_http.pop_front() {
+    while let Some((d, ts, _recv, req)) = tf.pending_http.pop_front() {
         out.push(Event {
-            meta: base.meta(d, ts, recv),
+            meta: base.meta(d, ts, recv_ns),
+            kind: Kind::Http(Box::new(HttpEvent {
+                request: req,
+                response: None,
+            })),
+        });
+    }
+}
+
+/// Writes the pending events of `tf` that have waited [`PENDING_WAIT_US`] or more.
+fn release_overdue(
+    tf: &mut TcpFlow,
+    base: &MetaBase,
+    now_us: u64,
+    recv_ns: u64,
+    out: &mut Vec<Event>,
+) {
+    let overdue = |ts: u64| ts.saturating_add(PENDING_WAIT_US) <= now_us;
+    if tf.pending_tls.as_ref().is_some_and(|p| overdue(p.1))
+        && let Some((d, ts, _recv, ev)) = tf.pending_tls.take().map(|b| *b)
+    {
+        out.push(Event {
+            meta: base.meta(d, ts, recv_ns),
+            kind: Kind::Tls(Box::new(ev)),
+        });
+    }
+    while tf.pending_http.front().is_some_and(|p| overdue(p.1)) {
+        let Some((d, ts, _recv, req)) = tf.pending_http.pop_front() else {
+            break;
+        };
+        out.push(Event {
+            meta: base.meta(d, ts, recv_ns),
             kind: Kind::Http(Box::new(HttpEvent {
                 request: req,
                 response: None,
@@ -722,9 +815,9 @@ fn run_app(
             }
             App::TlsClient { records } => match tls::client_hello(buf) {
                 tls::Parse::Done(ch, n) => {
-                    if let Some((pd, ts, recv, ev)) = tf.pending_tls.take().map(|b| *b) {
+                    if let Some((pd, ts, _recv, ev)) = tf.pending_tls.take().map(|b| *b) {
                         out.push(Event {
-                            meta: base.meta(pd, ts, recv),
+                            meta: base.meta(pd, ts, ctx.recv_ns),
                             kind: Kind::Tls(Box::new(ev)),
                         });
                     }
@@ -743,9 +836,9 @@ fn run_app(
                 tls::Parse::Skip(n) => {
                     // The client moved on: its hello will not be completed by a server hello
                     // we have not seen by now (one-sided capture).
-                    if let Some((pd, ts, recv, ev)) = tf.pending_tls.take().map(|b| *b) {
+                    if let Some((pd, ts, _recv, ev)) = tf.pending_tls.take().map(|b| *b) {
                         out.push(Event {
-                            meta: base.meta(pd, ts, recv),
+                            meta: base.meta(pd, ts, ctx.recv_ns),
                             kind: Kind::Tls(Box::new(ev)),
                         });
                     }
@@ -763,10 +856,10 @@ fn run_app(
             },
             App::TlsServer { records } => match tls::server_hello(buf) {
                 tls::Parse::Done(sh, n) => {
-                    if let Some((pd, ts, recv, mut ev)) = tf.pending_tls.take().map(|b| *b) {
+                    if let Some((pd, ts, _recv, mut ev)) = tf.pending_tls.take().map(|b| *b) {
                         ev.server = Some(sh);
                         out.push(Event {
-                            meta: base.meta(pd, ts, recv),
+                            meta: base.meta(pd, ts, ctx.recv_ns),
                             kind: Kind::Tls(Box::new(ev)),
                         });
                     }
@@ -892,11 +985,11 @@ fn run_app(
     }
     for req in requests {
         if tf.pending_http.len() >= ctx.limits.max_pending_http
-            && let Some((pd, ts, recv, old)) = tf.pending_http.pop_front()
+            && let Some((pd, ts, _recv, old)) = tf.pending_http.pop_front()
         {
             {
                 out.push(Event {
-                    meta: base.meta(pd, ts, recv),
+                    meta: base.meta(pd, ts, ctx.recv_ns),
                     kind: Kind::Http(Box::new(HttpEvent {
                         request: old,
                         response: None,
@@ -909,8 +1002,8 @@ fn run_app(
     }
     for resp in responses {
         match tf.pending_http.pop_front() {
-            Some((pd, ts, recv, req)) => out.push(Event {
-                meta: base.meta(pd, ts, recv),
+            Some((pd, ts, _recv, req)) => out.push(Event {
+                meta: base.meta(pd, ts, ctx.recv_ns),
                 kind: Kind::Http(Box::new(HttpEvent {
                     request: req,
                     response: Some(resp),

@@ -1,0 +1,5 @@
+//! Running as an appliance service: systemd notifications, the metrics/health endpoint.
+
+pub mod metrics;
+pub mod notify;
+pub mod privdrop;
