@@ -56,6 +56,22 @@ pub struct Raw {
     /// Domain intelligence: feeds, lists, thresholds, weights.
     #[serde(default)]
     pub intel: crate::intel::config::RawIntel,
+    /// Running as a service: privileges, metrics endpoint.
+    #[serde(default)]
+    pub service: RawService,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawService {
+    /// When started as root: the user (and its group) to switch to once the capture is open;
+    /// all capabilities are dropped with it.
+    pub user: Option<String>,
+    /// Keep running as root when no `user` is set. Default false: refuse.
+    pub allow_root: Option<bool>,
+    /// Address of the Prometheus `/metrics` and `/health` endpoint, e.g. "127.0.0.1:9187".
+    /// Absent: no endpoint.
+    pub metrics_listen: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -160,6 +176,12 @@ pub struct Config {
     pub defrag: defrag::Limits,
     /// `[state] dir`; `None` means the command's default.
     pub state_dir: Option<PathBuf>,
+    /// `[service] user`.
+    pub service_user: Option<String>,
+    /// `[service] allow_root`.
+    pub allow_root: bool,
+    /// `[service] metrics_listen`.
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// `[network]` and `[intel]`, validated.
     pub intel: crate::intel::Settings,
 }
@@ -184,6 +206,9 @@ impl Default for Config {
             },
             defrag: defrag::Limits::default(),
             state_dir: None,
+            service_user: None,
+            allow_root: false,
+            metrics_listen: None,
             intel: crate::intel::Settings::default(),
         }
     }
@@ -349,6 +374,23 @@ pub fn from_str(path: &Path, text: &str) -> Result<Config, Error> {
     }
     (c.intel, c.state_dir) =
         crate::intel::config::validate(path, raw.state, raw.network, raw.intel)?;
+    let svc = raw.service;
+    if let Some(u) = svc.user {
+        if u.is_empty() || u.contains(|ch: char| ch.is_whitespace() || ch == ':' || ch == '/') {
+            return Err(invalid("service.user", format!("`{u}` is not a user name")));
+        }
+        c.service_user = Some(u);
+    }
+    c.allow_root = svc.allow_root.unwrap_or(false);
+    if let Some(a) = svc.metrics_listen {
+        let addr = a.parse::<std::net::SocketAddr>().map_err(|e| {
+            invalid(
+                "service.metrics_listen",
+                format!("`{a}` is not an address like \"127.0.0.1:9187\": {e}"),
+            )
+        })?;
+        c.metrics_listen = Some(addr);
+    }
     Ok(c)
 }
 
@@ -437,6 +479,22 @@ mod tests {
             let e = check(text).unwrap_err().to_string();
             assert!(e.contains(key), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn service_keys_validate() {
+        let c = check("[service]\nuser = \"crosswire\"\nmetrics_listen = \"127.0.0.1:9187\"\n")
+            .unwrap();
+        assert_eq!(c.service_user.as_deref(), Some("crosswire"));
+        assert_eq!(c.metrics_listen, Some("127.0.0.1:9187".parse().unwrap()));
+        let e = check("[service]\nmetrics_listen = \"localhost\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("service.metrics_listen"), "{e}");
+        let e = check("[service]\nuser = \"a b\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("service.user"), "{e}");
     }
 
     #[test]

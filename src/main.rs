@@ -244,7 +244,7 @@ fn real_main() -> Result<ExitCode> {
             if let Some(a) = intel.as_mut() {
                 a.set_live(true);
             }
-            run_live(&cfg, intel)
+            run_live(&cfg, intel, false)
         }
         Cmd::Run { config, state } => {
             let cfg = config::load(&config)?;
@@ -253,7 +253,7 @@ fn real_main() -> Result<ExitCode> {
                 a.set_live(true);
             }
             if cfg.interface.is_some() {
-                run_live(&cfg, intel)
+                run_live(&cfg, intel, true)
             } else {
                 let stop = stop_flag()?;
                 let out = open_output(&cfg.eve)?;
@@ -377,12 +377,17 @@ fn learn(cfg: &Config, paths: &[PathBuf], state: Option<PathBuf>) -> Result<Exit
     })
 }
 
-fn run_live(cfg: &Config, intel: Option<Box<Analyzer>>) -> Result<ExitCode> {
+/// Live capture. `service` (the `run` command): refuse to stay root without `[service] user`,
+/// drop privileges after opening the capture, talk to systemd, serve metrics, reopen the EVE
+/// file on SIGHUP.
+fn run_live(cfg: &Config, intel: Option<Box<Analyzer>>, service: bool) -> Result<ExitCode> {
+    use crosswire::service::{metrics, notify::Notifier, privdrop};
+    use std::sync::atomic::Ordering;
     let Some(interface) = cfg.interface.clone() else {
         bail!("no capture interface configured");
     };
     let opts = live::Options {
-        interface,
+        interface: interface.clone(),
         promiscuous: cfg.promiscuous,
         snaplen: cfg.snaplen,
         buffer_bytes: cfg.buffer_bytes,
@@ -390,17 +395,78 @@ fn run_live(cfg: &Config, intel: Option<Box<Analyzer>>) -> Result<ExitCode> {
     };
     let cap = live::open(&opts).map_err(|e| anyhow::anyhow!(e))?;
     let stop = stop_flag()?;
-    let out = open_output(&cfg.eve)?;
-    let mut p = Pipeline::start_with_intel(cfg, out, false, intel);
-    let stats_tx = p.stats_sender();
-    let res = live::run(
-        cap,
-        &stop,
-        &mut p.dispatcher,
-        cfg.stats_interval,
-        &mut |d| stats_tx(d.counters),
+    // SIGHUP: reopen the EVE file (logrotate).
+    let reopen = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, reopen.clone())
+        .context("cannot install SIGHUP handler")?;
+    let target = if cfg.eve == "-" {
+        crosswire::output::sink::Target::Stdout
+    } else {
+        crosswire::output::sink::Target::File {
+            path: PathBuf::from(&cfg.eve),
+            rotate_bytes: 0,
+            keep: 1,
+        }
+    };
+    let out = crosswire::output::sink::Sink::open(target, reopen.clone())
+        .with_context(|| format!("cannot open EVE output {}", cfg.eve))?;
+    // The capture handle and the output are open: root is no longer needed.
+    if service {
+        match &cfg.service_user {
+            Some(user) => match privdrop::drop_to(user).map_err(|e| anyhow::anyhow!(e))? {
+                privdrop::Outcome::Dropped { uid, gid } => {
+                    tracing::info!(user = %user, uid, gid, "dropped privileges and capabilities")
+                }
+                privdrop::Outcome::NotRoot => {}
+            },
+            None => privdrop::check_not_root(cfg.allow_root).map_err(|e| anyhow::anyhow!(e))?,
+        }
+    }
+    let health = cfg.metrics_listen.map(|addr| {
+        let shared = Arc::new(metrics::Shared::default());
+        shared.healthy.store(true, Ordering::Relaxed);
+        (addr, shared)
+    });
+    if let Some((addr, shared)) = &health {
+        let local = metrics::serve(*addr, shared.clone(), stop.clone())
+            .with_context(|| format!("cannot listen for metrics on {addr}"))?;
+        tracing::info!(%local, "metrics endpoint");
+    }
+    let notifier = Notifier::from_env();
+    let watchdog = crosswire::service::notify::watchdog_interval();
+    let mut p = Pipeline::start_service(
+        cfg,
+        Box::new(out),
+        false,
+        intel,
+        health.as_ref().map(|h| h.1.clone()),
     );
+    let stats_tx = p.stats_sender();
+    let metrics_tx = p.metrics_sender();
+    notifier.ready(&format!("capturing on {interface}"));
+    let mut last_stats = std::time::Instant::now();
+    let tick_every = watchdog
+        .unwrap_or(std::time::Duration::from_secs(1))
+        .min(std::time::Duration::from_secs(1));
+    let res = live::run(cap, &stop, &mut p.dispatcher, tick_every, &mut |d| {
+        let c = d.counters;
+        notifier.watchdog();
+        notifier.status(&format!(
+            "capturing on {interface}: {} packets, {} kernel drops, {} queue drops",
+            c.packets, c.kernel_drops, c.queue_drop_packets
+        ));
+        metrics_tx(c);
+        if last_stats.elapsed() >= cfg.stats_interval {
+            stats_tx(c);
+            last_stats = std::time::Instant::now();
+        }
+    });
+    notifier.stopping();
+    if let Some((_, shared)) = &health {
+        shared.healthy.store(false, Ordering::Relaxed);
+    }
     drop(stats_tx);
+    drop(metrics_tx);
     let mut errors = Vec::new();
     if let Err(e) = res {
         errors.push(e);

@@ -51,6 +51,17 @@ impl Pipeline {
         lossless: bool,
         intel: Option<Box<crate::intel::Analyzer>>,
     ) -> Pipeline {
+        Pipeline::start_service(cfg, out, lossless, intel, None)
+    }
+
+    /// Like [`Pipeline::start_with_intel`], also keeping a metrics endpoint's snapshot fresh.
+    pub fn start_service(
+        cfg: &Config,
+        out: Box<dyn Write + Send>,
+        lossless: bool,
+        intel: Option<Box<crate::intel::Analyzer>>,
+        metrics: Option<Arc<crate::service::metrics::Shared>>,
+    ) -> Pipeline {
         let n = cfg.workers.max(1);
         let epoch = Instant::now();
         let shared: SharedTotals = Arc::new(Mutex::new(vec![WorkerTotals::default(); n]));
@@ -88,7 +99,7 @@ impl Pipeline {
             let shared = shared.clone();
             std::thread::Builder::new()
                 .name("crosswire-output".into())
-                .spawn(move || output::run(out_rx, out, shared, epoch, intel, lossless))
+                .spawn(move || output::run(out_rx, out, shared, epoch, intel, lossless, metrics))
         };
         let output = match output {
             Ok(h) => h,
@@ -100,6 +111,15 @@ impl Pipeline {
             workers,
             out_tx,
             output,
+        }
+    }
+
+    /// A handle that asks the output thread to refresh the metrics snapshot. Drop it before
+    /// [`Pipeline::finish`].
+    pub fn metrics_sender(&self) -> impl Fn(capture::CaptureCounters) + use<> {
+        let tx = self.out_tx.clone();
+        move |capture| {
+            let _ = tx.try_send(Msg::Metrics { capture });
         }
     }
 

@@ -60,6 +60,10 @@ pub type SharedTotals = Arc<Mutex<Vec<WorkerTotals>>>;
 /// What the output thread receives.
 pub enum Msg {
     Events(Vec<Event>),
+    /// Refresh the metrics endpoint's snapshot with these capture counters (no EVE line).
+    Metrics {
+        capture: CaptureCounters,
+    },
     /// Write a `stats` event with these capture counters; `final_` marks the last one.
     Stats {
         capture: CaptureCounters,
@@ -233,6 +237,7 @@ pub fn run(
     epoch: Instant,
     intel: Option<Box<crate::intel::Analyzer>>,
     lossless: bool,
+    metrics: Option<Arc<crate::service::metrics::Shared>>,
 ) -> OutputTotals {
     let w: SharedWriter = Arc::new(Mutex::new(w));
     let mut totals = OutputTotals::default();
@@ -282,6 +287,20 @@ pub fn run(
                     i.send(obs);
                 }
             }
+            Msg::Metrics { capture } => {
+                if let Some(m) = &metrics {
+                    let workers = merged(&shared);
+                    let mut v =
+                        stats_json(&capture, &workers, &totals, hist.as_ref(), started, false);
+                    if let Some(i) = intel.as_ref() {
+                        v["stats"]["intel"] = i.stats();
+                    }
+                    let text = crate::service::metrics::render(&v);
+                    if let Ok(mut t) = m.text.lock() {
+                        *t = text;
+                    }
+                }
+            }
             Msg::Stats { capture, final_ } => {
                 let workers = merged(&shared);
                 let intel_stats = match intel.as_mut() {
@@ -299,6 +318,11 @@ pub fn run(
                 if let Some(is) = intel_stats {
                     v["stats"]["intel"] = is.clone();
                     totals.intel = Some(is);
+                }
+                if let Some(m) = &metrics
+                    && let Ok(mut t) = m.text.lock()
+                {
+                    *t = crate::service::metrics::render(&v);
                 }
                 line.clear();
                 if serde_json::to_writer(&mut line, &v).is_ok() {

@@ -186,6 +186,20 @@ impl Sink {
     }
 }
 
+/// Lines reach a sink as whole `write_all` calls from the output thread (one call per EVE line),
+/// so `write` takes each call as one line.
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.line(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Sink::flush(self);
+        Ok(())
+    }
+}
+
 fn rotate_files(path: &Path, keep: u32) {
     let name = |i: u32| {
         let mut p = path.as_os_str().to_owned();

@@ -15,6 +15,7 @@ mod cli;
 mod flood;
 mod intel;
 mod live;
+mod service;
 
 pub(crate) fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_crosswire")

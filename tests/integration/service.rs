@@ -1,0 +1,217 @@
+//! `crosswire run` as an appliance service, in a network namespace this test creates: privileges
+//! dropped after the capture opens (and capture still working), systemd notifications on a
+//! socket the test owns, the metrics and health endpoint, the EVE file reopened on SIGHUP, and a
+//! clean exit 0 with final stats on SIGTERM. Needs root and `ip netns`; skips visibly otherwise.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixDatagram;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{bin, root, tempdir};
+
+struct Netns(String);
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+fn sh(args: &[&str]) -> bool {
+    Command::new(args[0])
+        .args(&args[1..])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn http_get(ns: &str, port: u16, path: &str) -> String {
+    // The endpoint listens inside the namespace: connect from there (bash's /dev/tcp).
+    let script = format!(
+        "exec 3<>/dev/tcp/127.0.0.1/{port}; printf 'GET {path} HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' >&3; cat <&3"
+    );
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "bash", "-c", &script])
+        .output()
+        .expect("run bash");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn wait_for(mut f: impl FnMut() -> bool, secs: u64) -> bool {
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(secs) {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+#[test]
+fn run_drops_privileges_notifies_serves_metrics_and_stops_cleanly() {
+    let is_root = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"));
+    if !is_root || !sh(&["ip", "netns", "list"]) || !sh(&["which", "tcpreplay"]) {
+        eprintln!("SKIPPED: needs root, ip netns and tcpreplay");
+        return;
+    }
+    let ns = Netns(format!("cwsvc{}", std::process::id()));
+    assert!(sh(&["ip", "netns", "add", &ns.0]), "create netns");
+    for cmd in [
+        vec!["ip", "-n", &ns.0, "link", "set", "lo", "up"],
+        vec![
+            "ip", "-n", &ns.0, "link", "add", "va", "type", "veth", "peer", "name", "vb",
+        ],
+        vec!["ip", "-n", &ns.0, "link", "set", "va", "up"],
+        vec!["ip", "-n", &ns.0, "link", "set", "vb", "up"],
+    ] {
+        assert!(sh(&cmd), "{cmd:?}");
+    }
+    let dir = tempdir();
+    // The unprivileged user must reach the output and state directories.
+    let _ = Command::new("chmod").args(["0777"]).arg(&dir).status();
+    let eve = dir.join("eve.json");
+    let port = 19_000 + (std::process::id() % 1000) as u16;
+    let cfg = dir.join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[capture]\ninterface = \"va\"\n[output]\neve = {eve:?}\nstats_interval = \"1s\"\n\
+             [state]\ndir = {:?}\n[service]\nuser = \"nobody\"\nmetrics_listen = \"127.0.0.1:{port}\"\n",
+            dir.join("state")
+        ),
+    )
+    .expect("write config");
+    let notify_path = dir.join("notify.sock");
+    let notify = UnixDatagram::bind(&notify_path).expect("notify socket");
+    let _ = Command::new("chmod")
+        .args(["0777"])
+        .arg(&notify_path)
+        .status();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &ns.0])
+        .arg(bin())
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .env("NOTIFY_SOCKET", &notify_path)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start crosswire run");
+    // READY=1 arrives once the capture is open and privileges are dropped.
+    let mut buf = [0u8; 512];
+    let n = notify.recv(&mut buf).expect("a notification");
+    let first = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(first.contains("READY=1"), "first notification: {first}");
+    let pid = child.id();
+    // `ip netns exec` execs crosswire: same pid.
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
+            .unwrap_or_default()
+    };
+    assert!(
+        field("Uid:").starts_with("65534"),
+        "runs as nobody: {}",
+        field("Uid:")
+    );
+    assert_eq!(field("CapEff:"), "0000000000000000");
+    assert_eq!(field("CapBnd:"), "0000000000000000");
+    // Still capturing after the drop.
+    let demo = root().join("captures/demo.pcap");
+    assert!(sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &ns.0,
+        "tcpreplay",
+        "-q",
+        "-i",
+        "vb",
+        demo.to_str().unwrap()
+    ]));
+    assert!(
+        wait_for(
+            || {
+                let m = http_get(&ns.0, port, "/metrics");
+                m.contains("crosswire_app_layer_events{proto=\"dns\"}")
+            },
+            10
+        ),
+        "metrics show decoded events"
+    );
+    let m = http_get(&ns.0, port, "/metrics");
+    assert!(m.starts_with("HTTP/1.1 200 OK"), "{m}");
+    assert!(m.contains("crosswire_capture_kernel_drops 0"), "{m}");
+    assert!(http_get(&ns.0, port, "/health").contains("\"ok\""));
+    // logrotate: move the file away, SIGHUP, new events go to a new file.
+    let rotated = dir.join("eve.json.1");
+    std::fs::rename(&eve, &rotated).expect("rotate");
+    assert!(sh(&["kill", "-HUP", &pid.to_string()]));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &ns.0,
+        "tcpreplay",
+        "-q",
+        "-i",
+        "vb",
+        demo.to_str().unwrap()
+    ]));
+    assert!(
+        wait_for(|| eve.exists(), 10),
+        "EVE file reopened after SIGHUP"
+    );
+    // SIGTERM: exit 0, final stats last.
+    assert!(sh(&["kill", "-TERM", &pid.to_string()]));
+    let t = Instant::now();
+    let code = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "crosswire did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    assert!(code.success(), "exit status {code:?}: {err}");
+    let text = std::fs::read_to_string(&eve).expect("new EVE file");
+    let last = text.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("\"event_type\":\"stats\"") && last.contains("\"final\":true"),
+        "{last}"
+    );
+    assert!(
+        text.contains("\"event_type\":\"dns\""),
+        "events after the reopen"
+    );
+    // STOPPING=1 was among the notifications.
+    let mut saw_stopping = false;
+    notify
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    while let Ok(n) = notify.recv(&mut buf) {
+        if String::from_utf8_lossy(&buf[..n]).contains("STOPPING=1") {
+            saw_stopping = true;
+        }
+    }
+    assert!(saw_stopping, "STOPPING=1 sent");
+    let _ = std::io::stdout().flush();
+}
