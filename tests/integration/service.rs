@@ -215,3 +215,72 @@ fn run_drops_privileges_notifies_serves_metrics_and_stops_cleanly() {
     assert!(saw_stopping, "STOPPING=1 sent");
     let _ = std::io::stdout().flush();
 }
+
+/// The Debian package: built from the tested binary, installed, checked, removed and purged.
+/// Changes the machine, so it runs only in CI (`CI=true`) or with `CROSSWIRE_TEST_DEB=1`.
+#[test]
+fn deb_installs_and_removes_cleanly() {
+    let wanted = std::env::var("CI").is_ok_and(|v| v == "true")
+        || std::env::var("CROSSWIRE_TEST_DEB").is_ok_and(|v| v == "1");
+    if !wanted || !sh(&["cargo", "deb", "--version"]) || !sh(&["which", "dpkg"]) {
+        eprintln!("SKIPPED: deb test runs in CI (needs cargo-deb, dpkg, root)");
+        return;
+    }
+    let out = Command::new("cargo")
+        .args(["deb", "--no-build", "--no-strip", "--output"])
+        .arg(tempdir().join("crosswire.deb"))
+        .current_dir(root())
+        .output()
+        .expect("cargo deb");
+    assert!(
+        out.status.success(),
+        "cargo deb: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deb = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string();
+    assert!(deb.ends_with(".deb"), "package path: {deb}");
+    assert!(sh(&["dpkg", "-i", &deb]), "dpkg -i");
+    let check = Command::new("/usr/bin/crosswire")
+        .args(["check-config", "/etc/crosswire/crosswire.toml"])
+        .status()
+        .expect("installed binary");
+    assert!(check.success(), "installed example config validates");
+    assert!(
+        sh(&["getent", "passwd", "crosswire"]),
+        "service user created"
+    );
+    for d in [
+        "/var/lib/crosswire",
+        "/var/log/crosswire",
+        "/usr/lib/systemd/system/crosswire.service",
+    ] {
+        assert!(std::path::Path::new(d).exists(), "{d} installed");
+    }
+    assert!(sh(&["dpkg", "-r", "crosswire"]), "dpkg -r");
+    assert!(
+        !std::path::Path::new("/usr/bin/crosswire").exists(),
+        "binary removed"
+    );
+    assert!(
+        std::path::Path::new("/etc/crosswire/crosswire.toml").exists(),
+        "config kept on remove"
+    );
+    assert!(sh(&["dpkg", "-P", "crosswire"]), "dpkg -P");
+    assert!(
+        !std::path::Path::new("/etc/crosswire/crosswire.toml").exists(),
+        "config purged"
+    );
+    assert!(
+        !std::path::Path::new("/var/lib/crosswire").exists(),
+        "state purged"
+    );
+    assert!(
+        !sh(&["getent", "passwd", "crosswire"]),
+        "user removed on purge"
+    );
+}
