@@ -196,24 +196,17 @@ impl Analyzer {
         let mut obs = std::mem::take(&mut self.obs);
         obs.clear();
         observations(ev, &mut obs);
-        let now = std::time::Instant::now();
-        for o in obs.drain(..) {
-            self.newest = self.newest.max(o.ts_us);
-            self.seq += 1;
-            self.held.push(Held {
-                ts: o.ts_us,
-                seq: self.seq,
-                arrived: now,
-                obs: o,
-            });
-        }
+        self.observe_batch(obs.drain(..), out);
         self.obs = obs;
-        self.release(out, false);
     }
 
     /// Takes observations already extracted from events (on another thread) into the reorder
     /// buffer and analyses what is due, like [`Analyzer::observe_event`].
-    pub fn observe_batch(&mut self, batch: Vec<Obs>, out: &mut Vec<ModelBreach>) {
+    pub fn observe_batch(
+        &mut self,
+        batch: impl IntoIterator<Item = Obs>,
+        out: &mut Vec<ModelBreach>,
+    ) {
         let now = std::time::Instant::now();
         for o in batch {
             self.newest = self.newest.max(o.ts_us);
