@@ -23,5 +23,5 @@ fuzz_target!(|data: &[u8]| {
             table.packet(ts, 0, &f, &f.l4, &mut out);
         }
     }
-    table.flush(&mut out);
+    table.flush(0, &mut out);
 });
