@@ -244,7 +244,7 @@ fn real_main() -> Result<ExitCode> {
             if let Some(a) = intel.as_mut() {
                 a.set_live(true);
             }
-            run_live(&cfg, intel, false)
+            run_live(&cfg, intel, None)
         }
         Cmd::Run { config, state } => {
             let cfg = config::load(&config)?;
@@ -253,7 +253,7 @@ fn real_main() -> Result<ExitCode> {
                 a.set_live(true);
             }
             if cfg.interface.is_some() {
-                run_live(&cfg, intel, true)
+                run_live(&cfg, intel, Some(&config))
             } else {
                 let stop = stop_flag()?;
                 let out = open_output(&cfg.eve)?;
@@ -380,7 +380,12 @@ fn learn(cfg: &Config, paths: &[PathBuf], state: Option<PathBuf>) -> Result<Exit
 /// Live capture. `service` (the `run` command): refuse to stay root without `[service] user`,
 /// drop privileges after opening the capture, talk to systemd, serve metrics, reopen the EVE
 /// file on SIGHUP.
-fn run_live(cfg: &Config, intel: Option<Box<Analyzer>>, service: bool) -> Result<ExitCode> {
+fn run_live(
+    cfg: &Config,
+    intel: Option<Box<Analyzer>>,
+    config_path: Option<&Path>,
+) -> Result<ExitCode> {
+    let service = config_path.is_some();
     use crosswire::service::{metrics, notify::Notifier, privdrop};
     use std::sync::atomic::Ordering;
     let Some(interface) = cfg.interface.clone() else {
@@ -395,10 +400,13 @@ fn run_live(cfg: &Config, intel: Option<Box<Analyzer>>, service: bool) -> Result
     };
     let cap = live::open(&opts).map_err(|e| anyhow::anyhow!(e))?;
     let stop = stop_flag()?;
-    // SIGHUP: reopen the EVE file (logrotate).
+    // SIGHUP: reopen the EVE file (logrotate) and, in service mode, reload the configuration.
     let reopen = Arc::new(AtomicBool::new(false));
-    signal_hook::flag::register(signal_hook::consts::SIGHUP, reopen.clone())
-        .context("cannot install SIGHUP handler")?;
+    let reload = Arc::new(AtomicBool::new(false));
+    for flag in [&reopen, &reload] {
+        signal_hook::flag::register(signal_hook::consts::SIGHUP, flag.clone())
+            .context("cannot install SIGHUP handler")?;
+    }
     let target = if cfg.eve == "-" {
         crosswire::output::sink::Target::Stdout
     } else {
@@ -443,12 +451,37 @@ fn run_live(cfg: &Config, intel: Option<Box<Analyzer>>, service: bool) -> Result
     );
     let stats_tx = p.stats_sender();
     let metrics_tx = p.metrics_sender();
+    let reconfigure_tx = p.reconfigure_sender();
     notifier.ready(&format!("capturing on {interface}"));
     let mut last_stats = std::time::Instant::now();
+    let mut stats_interval = cfg.stats_interval;
+    let (mut reloads, mut reload_failures) = (0u64, 0u64);
     let tick_every = watchdog
         .unwrap_or(std::time::Duration::from_secs(1))
         .min(std::time::Duration::from_secs(1));
     let res = live::run(cap, &stop, &mut p.dispatcher, tick_every, &mut |d| {
+        if let Some(path) = config_path
+            && reload.swap(false, Ordering::Relaxed)
+        {
+            // What can change without a restart: domain-intelligence thresholds, weights,
+            // feeds and lists, and the stats interval. A bad file changes nothing.
+            notifier.reloading();
+            match config::load(path) {
+                Ok(new) => {
+                    reconfigure_tx(new.intel.clone());
+                    stats_interval = new.stats_interval;
+                    reloads += 1;
+                    tracing::info!(config = %path.display(), "configuration reloaded");
+                }
+                Err(e) => {
+                    reload_failures += 1;
+                    tracing::error!(error = %e, "configuration reload rejected; the running configuration stays");
+                }
+            }
+            notifier.ready("reloaded");
+        }
+        d.counters.config_reloads = reloads;
+        d.counters.config_reload_failures = reload_failures;
         let c = d.counters;
         notifier.watchdog();
         notifier.status(&format!(
@@ -456,7 +489,7 @@ fn run_live(cfg: &Config, intel: Option<Box<Analyzer>>, service: bool) -> Result
             c.packets, c.kernel_drops, c.queue_drop_packets
         ));
         metrics_tx(c);
-        if last_stats.elapsed() >= cfg.stats_interval {
+        if last_stats.elapsed() >= stats_interval {
             stats_tx(c);
             last_stats = std::time::Instant::now();
         }
@@ -467,6 +500,7 @@ fn run_live(cfg: &Config, intel: Option<Box<Analyzer>>, service: bool) -> Result
     }
     drop(stats_tx);
     drop(metrics_tx);
+    drop(reconfigure_tx);
     let mut errors = Vec::new();
     if let Err(e) = res {
         errors.push(e);

@@ -114,6 +114,15 @@ impl Pipeline {
         }
     }
 
+    /// A handle that hands a reloaded domain-intelligence configuration to the analyzer. Drop
+    /// it before [`Pipeline::finish`].
+    pub fn reconfigure_sender(&self) -> impl Fn(crate::intel::Settings) + use<> {
+        let tx = self.out_tx.clone();
+        move |settings| {
+            let _ = tx.send(Msg::Reconfigure(Box::new(settings)));
+        }
+    }
+
     /// A handle that asks the output thread to refresh the metrics snapshot. Drop it before
     /// [`Pipeline::finish`].
     pub fn metrics_sender(&self) -> impl Fn(capture::CaptureCounters) + use<> {

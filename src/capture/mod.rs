@@ -112,6 +112,9 @@ pub struct CaptureCounters {
     pub read_errors: u64,
     /// Packet time of the last packet, µs.
     pub last_ts_us: u64,
+    /// Configuration reloads applied and rejected (SIGHUP, service mode).
+    pub config_reloads: u64,
+    pub config_reload_failures: u64,
 }
 
 /// Sends packets to workers in batches.

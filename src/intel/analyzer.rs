@@ -108,6 +108,8 @@ pub struct Analyzer {
     newest: u64,
     live: bool,
     last_commit_wall: std::time::Instant,
+    /// Configurations applied by [`Analyzer::reconfigure`].
+    reloads: u64,
 }
 
 impl Analyzer {
@@ -181,7 +183,36 @@ impl Analyzer {
             newest: 0,
             live: false,
             last_commit_wall: std::time::Instant::now(),
+            reloads: 0,
         })
+    }
+
+    /// Applies a reloaded configuration (SIGHUP): thresholds, weights, feeds, popularity list,
+    /// organisation domains and brands. The store and its caps keep their opening values until
+    /// a restart.
+    pub fn reconfigure(&mut self, s: &Settings) {
+        let mut counters = Default::default();
+        let regs = Registrations::load(&s.registration_feeds, s.max_feed_entries, &mut counters);
+        let mut pop_counters = Default::default();
+        let pop = Popularity::load(
+            s.popularity_list.as_deref(),
+            s.popularity_max_rank,
+            &mut pop_counters,
+        );
+        for m in counters.messages.iter().chain(&pop_counters.messages) {
+            tracing::warn!("feed: {m}");
+        }
+        self.counters.feeds = counters;
+        self.counters.popularity = pop_counters;
+        self.scorer.regs = regs;
+        self.scorer.pop = pop;
+        self.scorer.protected = Protected::new(&s.org_domains, &s.brands);
+        self.s = s.clone();
+        self.reloads += 1;
+        tracing::info!(
+            breach_threshold = s.breach_threshold,
+            "domain intelligence reconfigured"
+        );
     }
 
     /// Live capture: a short reorder window and a wall-clock bound on how long an observation
@@ -607,6 +638,8 @@ impl Analyzer {
             .map(|(k, v)| ((*k).to_string(), json!(v)))
             .collect();
         json!({
+            "breach_threshold": self.s.breach_threshold,
+            "reloads": self.reloads,
             "observations": c.observations,
             "bad_names": c.bad_names,
             "ignored_names": c.ignored_names,

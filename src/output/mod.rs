@@ -60,6 +60,8 @@ pub type SharedTotals = Arc<Mutex<Vec<WorkerTotals>>>;
 /// What the output thread receives.
 pub enum Msg {
     Events(Vec<Event>),
+    /// A reloaded configuration for domain intelligence (SIGHUP).
+    Reconfigure(Box<crate::intel::Settings>),
     /// Refresh the metrics endpoint's snapshot with these capture counters (no EVE line).
     Metrics {
         capture: CaptureCounters,
@@ -99,6 +101,7 @@ enum IntelMsg {
     Obs(Vec<crate::intel::Obs>),
     /// Analyse what is due and publish the counters.
     Tick,
+    Reconfigure(Box<crate::intel::Settings>),
     /// Analyse everything held, write the breaches, answer with the final counters.
     Finish(crossbeam_channel::Sender<Value>),
 }
@@ -146,11 +149,21 @@ impl Intel {
                     }
                     v
                 };
+                publish(&a, written);
+                let mut published_at = std::time::Instant::now();
                 while let Ok(m) = rx.recv() {
                     match m {
                         IntelMsg::Obs(batch) => {
                             a.observe_batch(batch, &mut breaches);
                             write(&mut breaches, &mut written);
+                            if published_at.elapsed() >= std::time::Duration::from_millis(500) {
+                                publish(&a, written);
+                                published_at = std::time::Instant::now();
+                            }
+                        }
+                        IntelMsg::Reconfigure(s) => {
+                            a.reconfigure(&s);
+                            publish(&a, written);
                         }
                         IntelMsg::Tick => {
                             a.release(&mut breaches, false);
@@ -287,6 +300,12 @@ pub fn run(
                     i.send(obs);
                 }
             }
+            Msg::Reconfigure(settings) => {
+                if let Some(i) = intel.as_mut() {
+                    // Queued behind the observations already sent: applied in order.
+                    let _ = i.tx.send(IntelMsg::Reconfigure(settings));
+                }
+            }
             Msg::Metrics { capture } => {
                 if let Some(m) = &metrics {
                     let workers = merged(&shared);
@@ -409,6 +428,10 @@ pub fn stats_json(
                 "queue_drop_batches": c.queue_drop_batches,
                 "queue_drop_packets": c.queue_drop_packets,
                 "read_errors": c.read_errors,
+            },
+            "service": {
+                "config_reloads": c.config_reloads,
+                "config_reload_failures": c.config_reload_failures,
             },
             "decoder": {
                 "packets": w.packets,

@@ -152,12 +152,18 @@ fn walk(out: &mut String, prefix: &str, v: &Value) {
         let name = format!("{prefix}_{}", sanitize(k));
         match v {
             Value::Number(n) => {
-                let kind = if k == "active" || k.ends_with("kib") || k == "uptime" {
-                    "gauge"
+                let gauge = k == "active"
+                    || k.ends_with("kib")
+                    || k == "uptime"
+                    || k.contains("threshold")
+                    || k == "held"
+                    || k == "in_flight";
+                if gauge {
+                    let _ = writeln!(out, "# TYPE {name} gauge\n{name} {n}");
                 } else {
-                    "counter"
-                };
-                let _ = writeln!(out, "# TYPE {name} {kind}\n{name} {n}");
+                    // Prometheus naming: a counter's samples end in `_total`.
+                    let _ = writeln!(out, "# TYPE {name}_total counter\n{name}_total {n}");
+                }
             }
             Value::Bool(b) => {
                 let _ = writeln!(out, "# TYPE {name} gauge\n{name} {}", u8::from(*b));
@@ -174,6 +180,7 @@ fn walk(out: &mut String, prefix: &str, v: &Value) {
                 }
             }
             Value::Object(inner) if k == "errors" || k == "events" => {
+                let name = format!("{name}_total");
                 let _ = writeln!(out, "# TYPE {name} counter");
                 let label = if k == "events" { "proto" } else { "reason" };
                 for (r, x) in inner {
@@ -200,9 +207,9 @@ mod tests {
             "decoder":{"errors":{"truncated_ip":3}},"flow":{"active":5},
             "latency_us":{"count":4,"p50":10,"p99":20,"p999":30,"max":31}}});
         let t = render(&v);
-        assert!(t.contains("crosswire_capture_packets 10\n"), "{t}");
+        assert!(t.contains("crosswire_capture_packets_total 10\n"), "{t}");
         assert!(
-            t.contains("crosswire_decoder_errors{reason=\"truncated_ip\"} 3\n"),
+            t.contains("crosswire_decoder_errors_total{reason=\"truncated_ip\"} 3\n"),
             "{t}"
         );
         assert!(t.contains("# TYPE crosswire_flow_active gauge\n"), "{t}");

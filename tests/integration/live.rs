@@ -591,7 +591,7 @@ fn check(name: &str, l: &Live, replayed: &HashMap<String, i64>, tolerance: f64) 
         ));
     }
     let captured = stat(s, &["capture", "packets"]);
-    if captured < l.sent.ok + l.probes_before {
+    if captured + allowed_loss < l.sent.ok + l.probes_before {
         problems.push(format!(
             "crosswire saw {captured} packets, {} were sent (+{} probes)",
             l.sent.ok, l.probes_before

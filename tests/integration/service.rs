@@ -12,6 +12,28 @@ use crate::{bin, root, tempdir};
 
 struct Netns(String);
 
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
 impl Drop for Netns {
     fn drop(&mut self) {
         let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
@@ -37,6 +59,41 @@ fn http_get(ns: &str, port: u16, path: &str) -> String {
         .output()
         .expect("run bash");
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Parses the exposition text with the Prometheus project's Python client parser when it is
+/// installed (CI installs it).
+fn check_with_prometheus_parser(response: &str) {
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let dir = tempdir();
+    let f = dir.join("metrics.txt");
+    std::fs::write(&f, body).expect("write metrics");
+    let script = "import sys\nfrom prometheus_client.parser import text_string_to_metric_families as p\n\
+                  fams = list(p(open(sys.argv[1]).read()))\n\
+                  names = {s.name for f in fams for s in f.samples}\n\
+                  assert 'crosswire_capture_packets_total' in names, names\n\
+                  assert 'crosswire_intel_breach_threshold' in names, names\n\
+                  print(len(fams))\n";
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(&f)
+        .output();
+    match out {
+        Ok(o) if o.status.success() => {
+            println!(
+                "prometheus parser: {} metric families",
+                String::from_utf8_lossy(&o.stdout).trim()
+            );
+        }
+        Ok(o) if String::from_utf8_lossy(&o.stderr).contains("No module named") => {
+            eprintln!("SKIPPED: prometheus_client not installed; metrics text not parsed");
+        }
+        Ok(o) => panic!(
+            "metrics do not parse: {}",
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) => eprintln!("SKIPPED: python3 unavailable ({e})"),
+    }
 }
 
 fn wait_for(mut f: impl FnMut() -> bool, secs: u64) -> bool {
@@ -96,7 +153,7 @@ fn run_drops_privileges_notifies_serves_metrics_and_stops_cleanly() {
     notify
         .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
-    let mut child = Command::new("ip")
+    let child = Command::new("ip")
         .args(["netns", "exec", &ns.0])
         .arg(bin())
         .args(["run", "--config"])
@@ -105,6 +162,8 @@ fn run_drops_privileges_notifies_serves_metrics_and_stops_cleanly() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start crosswire run");
+    // A failed assertion must not leave the service running.
+    let mut child = KillOnDrop(child);
     // READY=1 arrives once the capture is open and privileges are dropped.
     let mut buf = [0u8; 512];
     let n = notify.recv(&mut buf).expect("a notification");
@@ -144,7 +203,7 @@ fn run_drops_privileges_notifies_serves_metrics_and_stops_cleanly() {
         wait_for(
             || {
                 let m = http_get(&ns.0, port, "/metrics");
-                m.contains("crosswire_app_layer_events{proto=\"dns\"}")
+                m.contains("crosswire_app_layer_events_total{proto=\"dns\"}")
             },
             10
         ),
@@ -152,8 +211,45 @@ fn run_drops_privileges_notifies_serves_metrics_and_stops_cleanly() {
     );
     let m = http_get(&ns.0, port, "/metrics");
     assert!(m.starts_with("HTTP/1.1 200 OK"), "{m}");
-    assert!(m.contains("crosswire_capture_kernel_drops 0"), "{m}");
+    assert!(m.contains("crosswire_capture_kernel_drops_total 0"), "{m}");
     assert!(http_get(&ns.0, port, "/health").contains("\"ok\""));
+    check_with_prometheus_parser(&m);
+    let metric = |name: &str| -> Option<f64> {
+        let m = http_get(&ns.0, port, "/metrics");
+        m.lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+    };
+    assert_eq!(metric("crosswire_intel_breach_threshold"), Some(60.0));
+    // SIGHUP with a changed threshold: picked up without a restart.
+    let base_cfg = std::fs::read_to_string(&cfg).expect("config");
+    std::fs::write(&cfg, format!("{base_cfg}[intel]\nbreach_threshold = 77\n")).expect("write");
+    assert!(sh(&["kill", "-HUP", &pid.to_string()]));
+    assert!(
+        wait_for(
+            || metric("crosswire_intel_breach_threshold") == Some(77.0),
+            10
+        ),
+        "new threshold applied after SIGHUP"
+    );
+    assert_eq!(metric("crosswire_service_config_reloads_total"), Some(1.0));
+    // A bad configuration is rejected and the running one stays.
+    std::fs::write(
+        &cfg,
+        format!("{base_cfg}[intel]\nbreach_threshold = 77\nno_such_key = 1\n"),
+    )
+    .expect("write");
+    assert!(sh(&["kill", "-HUP", &pid.to_string()]));
+    assert!(
+        wait_for(
+            || metric("crosswire_service_config_reload_failures_total") == Some(1.0),
+            10
+        ),
+        "bad configuration counted as rejected"
+    );
+    assert_eq!(metric("crosswire_intel_breach_threshold"), Some(77.0));
+    std::fs::write(&cfg, &base_cfg).expect("restore config");
     // logrotate: move the file away, SIGHUP, new events go to a new file.
     let rotated = dir.join("eve.json.1");
     std::fs::rename(&eve, &rotated).expect("rotate");
