@@ -75,6 +75,8 @@ pub fn run(
                 d.flush();
                 wait_readable(&cap, IDLE_POLL);
             }
+            // TODO(issue 6): reopen the interface when it goes down and comes back, instead of
+            // ending the capture (systemd restarts the service meanwhile).
             Err(e) => return Err(format!("capture error: {e}")),
         }
         d.flush_stale(FLUSH_AFTER);

@@ -60,6 +60,7 @@ pub struct RawIntel {
     /// Default "7d".
     pub learning_period: Option<String>,
     /// RDAP base URL for registration dates (RFC 9083). Validated; the client is not built yet.
+    // TODO(issue 3): RDAP client (async, cached, rate-limited, timeouts) feeding Registrations.
     pub rdap_url: Option<String>,
     /// TLDs that add to a domain's score. Default: a list of commonly abused TLDs.
     pub risky_tlds: Option<Vec<String>>,
