@@ -1,3 +1,4 @@
+//! Unit tests of `defrag`, compiled only as its `#[cfg(test)]` module (see defrag.rs).
 //! Reassembly tests: in order, reversed, overlapping, timeouts, caps; IPv4 and IPv6.
 
 use super::super::net::{self, L4, decode, decode_l4};

@@ -1,3 +1,4 @@
+//! Unit tests of `net`, compiled only as its `#[cfg(test)]` module (see net.rs).
 //! Byte-array fixtures for every link type, L2.5 header and tunnel, plus truncation and
 //! pseudo-random robustness runs.
 

@@ -875,48 +875,14 @@ fn run_app(
                     d.app = App::Done;
                 }
             },
-            App::HttpClient(p) => match p.feed(buf, &mut requests) {
-                http::Feed::Consumed(n) => {
-                    consumed = n;
-                    progress = n > 0;
-                }
-                http::Feed::Tunnel(n) => {
-                    consumed = n;
-                    d.app = App::Scan { scanned: 0 };
-                }
-                http::Feed::Stop(http::Error::NotHttp) => {
-                    // A text protocol that only looked like HTTP (SMTP `EHLO x`, FTP `USER x`):
-                    // it may still upgrade to TLS.
-                    d.app = App::Scan { scanned: 0 };
-                }
-                http::Feed::Stop(e) => {
-                    if e.is_anomaly() {
-                        counters.error("http", e.reason());
-                    }
-                    d.app = App::Done;
-                }
-            },
-            App::HttpServer(p) => match p.feed(buf, &mut responses) {
-                http::Feed::Consumed(n) => {
-                    consumed = n;
-                    progress = n > 0;
-                }
-                http::Feed::Tunnel(n) => {
-                    consumed = n;
-                    d.app = App::Scan { scanned: 0 };
-                }
-                http::Feed::Stop(http::Error::NotHttp) => {
-                    // A text protocol that only looked like HTTP (SMTP `EHLO x`, FTP `USER x`):
-                    // it may still upgrade to TLS.
-                    d.app = App::Scan { scanned: 0 };
-                }
-                http::Feed::Stop(e) => {
-                    if e.is_anomaly() {
-                        counters.error("http", e.reason());
-                    }
-                    d.app = App::Done;
-                }
-            },
+            App::HttpClient(p) => {
+                let f = p.feed(buf, &mut requests);
+                (consumed, progress) = http_step(f, &mut d.app, counters);
+            }
+            App::HttpServer(p) => {
+                let f = p.feed(buf, &mut responses);
+                (consumed, progress) = http_step(f, &mut d.app, counters);
+            }
             App::Scan { scanned } => {
                 if let Some(k) = tls::find_client_hello(buf) {
                     consumed = k;
@@ -1010,6 +976,31 @@ fn run_app(
                 })),
             }),
             None => counters.http_unmatched_responses += 1,
+        }
+    }
+}
+
+/// What one HTTP parser step means for the direction: (bytes consumed, progress made), and the
+/// decoder that takes over when HTTP ends (a CONNECT/Upgrade tunnel, or a text protocol that
+/// only looked like HTTP and may still start TLS).
+fn http_step(f: http::Feed, app: &mut App, counters: &mut Counters) -> (usize, bool) {
+    match f {
+        http::Feed::Consumed(n) => (n, n > 0),
+        http::Feed::Tunnel(n) => {
+            *app = App::Scan { scanned: 0 };
+            (n, true)
+        }
+        // SMTP `EHLO x`, FTP `USER x`: may still upgrade to TLS.
+        http::Feed::Stop(http::Error::NotHttp) => {
+            *app = App::Scan { scanned: 0 };
+            (0, true)
+        }
+        http::Feed::Stop(e) => {
+            if e.is_anomaly() {
+                counters.error("http", e.reason());
+            }
+            *app = App::Done;
+            (0, true)
         }
     }
 }
