@@ -12,7 +12,7 @@
 
 pub mod tcp;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 
@@ -77,8 +77,9 @@ pub struct Counters {
     pub tcp_ooo_dropped: u64,
     pub stream_inspect_cap: u64,
     pub http_unmatched_responses: u64,
-    /// Application decode errors by reason (`dns.truncated`, `http.head_too_long`, ...).
-    pub app_errors: BTreeMap<&'static str, u64>,
+    /// Application decode errors by (protocol, reason), written as `dns.truncated`,
+    /// `http.head_too_long`, ... in `stats`.
+    pub app_errors: BTreeMap<(&'static str, &'static str), u64>,
 }
 
 impl Counters {
@@ -92,37 +93,13 @@ impl Counters {
         self.stream_inspect_cap += o.stream_inspect_cap;
         self.http_unmatched_responses += o.http_unmatched_responses;
         for (k, v) in &o.app_errors {
-            *self.app_errors.entry(k).or_default() += v;
+            *self.app_errors.entry(*k).or_default() += v;
         }
     }
 
     fn error(&mut self, proto: &'static str, reason: &'static str) {
-        // Reasons are static strings; the key is interned as `proto.reason` once.
-        let key = intern(proto, reason);
-        *self.app_errors.entry(key).or_default() += 1;
+        *self.app_errors.entry((proto, reason)).or_default() += 1;
     }
-}
-
-/// Turns `proto` and `reason` into one `'static` key. The set of reasons is finite (decoder error
-/// enums), so the leaked strings are bounded.
-fn intern(proto: &'static str, reason: &'static str) -> &'static str {
-    use std::sync::{Mutex, OnceLock};
-    static NAMES: OnceLock<Mutex<HashMap<(&'static str, &'static str), &'static str>>> =
-        OnceLock::new();
-    let map = NAMES.get_or_init(Default::default);
-    let mut m = match map.lock() {
-        Ok(m) => m,
-        Err(p) => p.into_inner(),
-    };
-    if let Some(s) = m.get(&(proto, reason)) {
-        return s;
-    }
-    if m.len() >= 512 {
-        return "other";
-    }
-    let s: &'static str = Box::leak(format!("{proto}.{reason}").into_boxed_str());
-    m.insert((proto, reason), s);
-    s
 }
 
 /// Flow key: endpoints ordered so that both directions give the same key. Addresses are held as

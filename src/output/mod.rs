@@ -460,7 +460,12 @@ pub fn stats_json(
             },
             "app_layer": {
                 "events": map_of(&o.events),
-                "errors": map_of(&f.app_errors),
+                "errors": Value::Object(
+                    f.app_errors
+                        .iter()
+                        .map(|((p, r), v)| (format!("{p}.{r}"), json!(v)))
+                        .collect::<Map<_, _>>()
+                ),
                 "http_unmatched_responses": f.http_unmatched_responses,
             },
             "latency_us": lat,

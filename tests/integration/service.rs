@@ -3,7 +3,7 @@
 //! socket the test owns, the metrics and health endpoint, the EVE file reopened on SIGHUP, and a
 //! clean exit 0 with final stats on SIGTERM. Needs root and `ip netns`; skips visibly otherwise.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -96,6 +96,22 @@ fn check_with_prometheus_parser(response: &str) {
     }
 }
 
+/// Sends a capture onto the namespace's veth (the service captures on its peer).
+fn replay_into(ns: &str, capture: &std::path::Path) -> bool {
+    let capture = capture.to_string_lossy();
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        ns,
+        "tcpreplay",
+        "-q",
+        "-i",
+        "vb",
+        &capture,
+    ])
+}
+
 fn wait_for(mut f: impl FnMut() -> bool, secs: u64) -> bool {
     let t = Instant::now();
     while t.elapsed() < Duration::from_secs(secs) {
@@ -159,7 +175,8 @@ fn run_drops_privileges_notifies_serves_metrics_and_stops_cleanly() {
         .args(["run", "--config"])
         .arg(&cfg)
         .env("NOTIFY_SOCKET", &notify_path)
-        .stderr(Stdio::piped())
+        // A file, not a pipe nobody reads until the end: a full pipe would block the service.
+        .stderr(std::fs::File::create(dir.join("stderr.log")).expect("stderr log"))
         .spawn()
         .expect("start crosswire run");
     // A failed assertion must not leave the service running.
@@ -188,17 +205,7 @@ fn run_drops_privileges_notifies_serves_metrics_and_stops_cleanly() {
     assert_eq!(field("CapBnd:"), "0000000000000000");
     // Still capturing after the drop.
     let demo = root().join("captures/demo.pcap");
-    assert!(sh(&[
-        "ip",
-        "netns",
-        "exec",
-        &ns.0,
-        "tcpreplay",
-        "-q",
-        "-i",
-        "vb",
-        demo.to_str().unwrap()
-    ]));
+    assert!(replay_into(&ns.0, &demo), "tcpreplay into the namespace");
     assert!(
         wait_for(
             || {
@@ -244,9 +251,10 @@ fn run_drops_privileges_notifies_serves_metrics_and_stops_cleanly() {
     assert!(
         wait_for(
             || metric("crosswire_service_config_reload_failures_total") == Some(1.0),
-            10
+            20
         ),
-        "bad configuration counted as rejected"
+        "bad configuration counted as rejected; service log:\n{}",
+        std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default()
     );
     assert_eq!(metric("crosswire_intel_breach_threshold"), Some(77.0));
     std::fs::write(&cfg, &base_cfg).expect("restore config");
@@ -255,17 +263,7 @@ fn run_drops_privileges_notifies_serves_metrics_and_stops_cleanly() {
     std::fs::rename(&eve, &rotated).expect("rotate");
     assert!(sh(&["kill", "-HUP", &pid.to_string()]));
     std::thread::sleep(Duration::from_millis(300));
-    assert!(sh(&[
-        "ip",
-        "netns",
-        "exec",
-        &ns.0,
-        "tcpreplay",
-        "-q",
-        "-i",
-        "vb",
-        demo.to_str().unwrap()
-    ]));
+    assert!(replay_into(&ns.0, &demo), "tcpreplay into the namespace");
     assert!(
         wait_for(|| eve.exists(), 10),
         "EVE file reopened after SIGHUP"
@@ -283,10 +281,7 @@ fn run_drops_privileges_notifies_serves_metrics_and_stops_cleanly() {
         );
         std::thread::sleep(Duration::from_millis(100));
     };
-    let mut err = String::new();
-    if let Some(mut e) = child.stderr.take() {
-        let _ = e.read_to_string(&mut err);
-    }
+    let err = std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default();
     assert!(code.success(), "exit status {code:?}: {err}");
     let text = std::fs::read_to_string(&eve).expect("new EVE file");
     let last = text.lines().last().unwrap_or_default();
