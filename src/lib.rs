@@ -20,6 +20,7 @@ pub mod config;
 pub mod decode;
 pub mod event;
 pub mod flow;
+pub mod ingest;
 pub mod intel;
 pub mod models;
 pub mod output;

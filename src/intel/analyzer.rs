@@ -378,15 +378,18 @@ impl Analyzer {
             ts_us: o.ts_us,
             model,
             score,
-            device: Device {
+            device: Some(Device {
                 ip: o.client,
                 mac: None,
                 hostname: None,
-            },
+            }),
+            user: None,
             devices: Vec::new(),
             domain: None,
             fqdn: None,
             ip: None,
+            url: None,
+            rule: None,
             reasons: Vec::new(),
             flow_ids: vec![o.flow_id],
         }

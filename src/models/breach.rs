@@ -24,7 +24,12 @@ pub struct ModelBreach {
     pub ts_us: u64,
     pub model: &'static str,
     pub score: u8,
-    pub device: Device,
+    /// The device, for network breaches.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<Device>,
+    /// The user (lower-case UPN), for SaaS and email breaches.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
     /// Every device involved, for multi-device correlations.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<IpAddr>,
@@ -36,7 +41,14 @@ pub struct ModelBreach {
     /// The external IP involved.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ip: Option<IpAddr>,
+    /// A URL involved (email links).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The inbox rule involved (its name), for the email-rule models.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
     pub reasons: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub flow_ids: Vec<u64>,
 }
 
@@ -44,7 +56,8 @@ pub struct ModelBreach {
 struct Envelope<'a> {
     timestamp: String,
     event_type: &'static str,
-    src_ip: IpAddr,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    src_ip: Option<IpAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     dest_ip: Option<IpAddr>,
     model_breach: &'a ModelBreach,
@@ -56,7 +69,7 @@ impl ModelBreach {
         let env = Envelope {
             timestamp: format_ts(self.ts_us),
             event_type: "model_breach",
-            src_ip: self.device.ip,
+            src_ip: self.device.as_ref().map(|d| d.ip),
             dest_ip: self.ip,
             model_breach: self,
         };
@@ -77,11 +90,14 @@ mod tests {
             ts_us: 1_710_770_531_402_337,
             model: super::super::SUSPICIOUS_DOMAIN,
             score: 91,
-            device: Device {
+            device: Some(Device {
                 ip: "10.20.0.23".parse().unwrap(),
                 mac: None,
                 hostname: None,
-            },
+            }),
+            user: None,
+            url: None,
+            rule: None,
             devices: Vec::new(),
             domain: Some("latovafineart.life".into()),
             fqdn: Some("rz8js7sjbef.latovafineart.life".into()),
