@@ -105,8 +105,16 @@ pub struct RawPipeline {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawOutput {
-    /// EVE JSON output file, or "-" for stdout. Default "-".
+    /// EVE JSON output: a file path, "-" for stdout, or "syslog" for RFC 5424 messages over
+    /// the unix socket `syslog_socket`. Default "-".
     pub eve: Option<String>,
+    /// Rotate the EVE file when it would grow past this size, e.g. "512MiB" or a byte count;
+    /// "0" or absent: never (SIGHUP reopens it for logrotate either way).
+    pub rotate_size: Option<String>,
+    /// Rotated files kept (`eve.json.1` .. `eve.json.N`). Default 5.
+    pub rotate_keep: Option<u32>,
+    /// Unix datagram socket of the local syslog daemon for `eve = "syslog"`. Default "/dev/log".
+    pub syslog_socket: Option<PathBuf>,
     /// Interval between `stats` events while capturing live, e.g. "30s". Default "30s".
     pub stats_interval: Option<String>,
 }
@@ -171,6 +179,11 @@ pub struct Config {
     pub workers: usize,
     pub queue_batches: usize,
     pub eve: String,
+    /// `[output] rotate_size` in bytes (0: never) and `rotate_keep`.
+    pub rotate_bytes: u64,
+    pub rotate_keep: u32,
+    /// `[output] syslog_socket`.
+    pub syslog_socket: PathBuf,
     pub stats_interval: Duration,
     pub flow: flow::Limits,
     pub defrag: defrag::Limits,
@@ -199,6 +212,9 @@ impl Default for Config {
             workers: default_workers(),
             queue_batches: 32,
             eve: "-".into(),
+            rotate_bytes: 0,
+            rotate_keep: 5,
+            syslog_socket: PathBuf::from("/dev/log"),
             stats_interval: Duration::from_secs(30),
             flow: flow::Limits {
                 max_flows: 131_072,
@@ -234,6 +250,26 @@ fn duration(path: &Path, key: &'static str, v: &Option<String>) -> Result<Option
 }
 
 /// Reads and validates a configuration file.
+/// Parses a size: a byte count, or a number with a unit (K, KiB, KB, M, MiB, MB, G, GiB, GB:
+/// all binary multiples).
+pub fn parse_size(v: &str) -> Result<u64, String> {
+    let t = v.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{v:?} is not a size such as \"512MiB\""))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        u => return Err(format!("unknown size unit {u:?} in {v:?}")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{v:?} is too large"))
+}
+
 pub fn load(path: &Path) -> Result<Config, Error> {
     let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
         path: path.to_owned(),
@@ -321,6 +357,30 @@ pub fn from_str(path: &Path, text: &str) -> Result<Config, Error> {
             ));
         }
         c.eve = e;
+    }
+    if let Some(v) = &raw.output.rotate_size {
+        c.rotate_bytes = parse_size(v).map_err(|why| invalid("output.rotate_size", why))?;
+        if c.rotate_bytes != 0 && c.rotate_bytes < 4096 {
+            return Err(invalid(
+                "output.rotate_size",
+                "must be 0 (never) or at least 4KiB".into(),
+            ));
+        }
+    }
+    if let Some(k) = raw.output.rotate_keep {
+        if !(1..=1000).contains(&k) {
+            return Err(invalid(
+                "output.rotate_keep",
+                format!("{k} is not within 1..=1000"),
+            ));
+        }
+        c.rotate_keep = k;
+    }
+    if let Some(s) = raw.output.syslog_socket {
+        if s.as_os_str().is_empty() {
+            return Err(invalid("output.syslog_socket", "is empty".into()));
+        }
+        c.syslog_socket = s;
     }
     if let Some(d) = duration(path, "output.stats_interval", &raw.output.stats_interval)? {
         if d < Duration::from_secs(1) {
@@ -495,6 +555,30 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("service.user"), "{e}");
+    }
+
+    #[test]
+    fn output_keys_validate() {
+        let c = check("[output]\neve = \"/var/log/crosswire/eve.json\"\nrotate_size = \"512MiB\"\nrotate_keep = 3\n").unwrap();
+        assert_eq!(c.rotate_bytes, 512 << 20);
+        assert_eq!(c.rotate_keep, 3);
+        let c =
+            check("[output]\neve = \"syslog\"\nsyslog_socket = \"/run/syslog.sock\"\n").unwrap();
+        assert_eq!(c.syslog_socket, PathBuf::from("/run/syslog.sock"));
+        for (text, key) in [
+            (
+                "[output]\nrotate_size = \"12 parsecs\"\n",
+                "output.rotate_size",
+            ),
+            ("[output]\nrotate_size = \"100\"\n", "output.rotate_size"),
+            ("[output]\nrotate_keep = 0\n", "output.rotate_keep"),
+        ] {
+            let e = check(text).unwrap_err().to_string();
+            assert!(e.contains(key), "{e}");
+        }
+        assert_eq!(parse_size("0").unwrap(), 0);
+        assert_eq!(parse_size("2G").unwrap(), 2 << 30);
+        assert!(parse_size("99999999999999999999G").is_err());
     }
 
     #[test]

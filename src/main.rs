@@ -108,13 +108,7 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CROSSWIRE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    init_logging();
     match real_main() {
         Ok(code) => code,
         Err(e) => {
@@ -122,6 +116,52 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Logs go to the journal, with structured fields (`INTERFACE=`, `ERROR=`, ...), when systemd
+/// connected stderr to it (`JOURNAL_STREAM` names stderr's device and inode); otherwise to
+/// stderr as text. `CROSSWIRE_LOG` sets the filter (default `info`).
+fn init_logging() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_env("CROSSWIRE_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+    };
+    if stderr_is_journal()
+        && let Ok(layer) = tracing_journald::layer()
+    {
+        let layer = layer
+            .with_syslog_identifier("crosswire".into())
+            .with_field_prefix(None);
+        if tracing_subscriber::registry()
+            .with(filter())
+            .with(layer)
+            .try_init()
+            .is_ok()
+        {
+            return;
+        }
+    }
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter())
+        .init();
+}
+
+/// Whether stderr is the journal stream systemd set up (`JOURNAL_STREAM=dev:inode`).
+fn stderr_is_journal() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(v) = std::env::var("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((dev, ino)) = v.split_once(':') else {
+        return false;
+    };
+    let Ok(m) = std::fs::metadata("/proc/self/fd/2") else {
+        return false;
+    };
+    dev.parse() == Ok(m.dev()) && ino.parse() == Ok(m.ino())
 }
 
 fn load(config: Option<&Path>) -> Result<Config> {
@@ -407,28 +447,32 @@ fn run_live(
         signal_hook::flag::register(signal_hook::consts::SIGHUP, flag.clone())
             .context("cannot install SIGHUP handler")?;
     }
-    let target = if cfg.eve == "-" {
-        crosswire::output::sink::Target::Stdout
-    } else {
-        crosswire::output::sink::Target::File {
-            path: PathBuf::from(&cfg.eve),
-            rotate_bytes: 0,
-            keep: 1,
-        }
+    let target = match cfg.eve.as_str() {
+        "-" => crosswire::output::sink::Target::Stdout,
+        "syslog" => crosswire::output::sink::Target::Syslog {
+            socket: cfg.syslog_socket.clone(),
+        },
+        path => crosswire::output::sink::Target::File {
+            path: PathBuf::from(path),
+            rotate_bytes: cfg.rotate_bytes,
+            keep: cfg.rotate_keep,
+        },
     };
     let out = crosswire::output::sink::Sink::open(target, reopen.clone())
         .with_context(|| format!("cannot open EVE output {}", cfg.eve))?;
-    // The capture handle and the output are open: root is no longer needed.
-    if service {
-        match &cfg.service_user {
-            Some(user) => match privdrop::drop_to(user).map_err(|e| anyhow::anyhow!(e))? {
-                privdrop::Outcome::Dropped { uid, gid } => {
-                    tracing::info!(user = %user, uid, gid, "dropped privileges and capabilities")
-                }
-                privdrop::Outcome::NotRoot => {}
-            },
-            None => privdrop::check_not_root(cfg.allow_root).map_err(|e| anyhow::anyhow!(e))?,
+    // The capture handle and the output are open: root is no longer needed. `capture` drops
+    // too when the configuration names a user; `run` refuses to stay root without one.
+    match &cfg.service_user {
+        Some(user) => match privdrop::drop_to(user).map_err(|e| anyhow::anyhow!(e))? {
+            privdrop::Outcome::Dropped { uid, gid } => {
+                tracing::info!(user = %user, uid, gid, "dropped privileges and capabilities")
+            }
+            privdrop::Outcome::NotRoot => {}
+        },
+        None if service => {
+            privdrop::check_not_root(cfg.allow_root).map_err(|e| anyhow::anyhow!(e))?
         }
+        None => {}
     }
     let health = cfg.metrics_listen.map(|addr| {
         let shared = Arc::new(metrics::Shared::default());
@@ -459,7 +503,7 @@ fn run_live(
     let tick_every = watchdog
         .unwrap_or(std::time::Duration::from_secs(1))
         .min(std::time::Duration::from_secs(1));
-    let res = live::run(cap, &stop, &mut p.dispatcher, tick_every, &mut |d| {
+    let res = live::run(cap, &opts, &stop, &mut p.dispatcher, tick_every, &mut |d| {
         if let Some(path) = config_path
             && reload.swap(false, Ordering::Relaxed)
         {

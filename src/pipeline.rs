@@ -123,6 +123,15 @@ impl Pipeline {
         }
     }
 
+    /// A handle that hands SaaS/email records from a live source to the analysis thread. Drop
+    /// it before [`Pipeline::finish`].
+    pub fn records_sender(&self) -> impl Fn(Vec<crate::ingest::Record>) + use<> {
+        let tx = self.out_tx.clone();
+        move |batch| {
+            let _ = tx.send(Msg::Records(batch));
+        }
+    }
+
     /// A handle that asks the output thread to refresh the metrics snapshot. Drop it before
     /// [`Pipeline::finish`].
     pub fn metrics_sender(&self) -> impl Fn(capture::CaptureCounters) + use<> {

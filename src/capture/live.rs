@@ -48,8 +48,16 @@ pub fn open(o: &Options) -> Result<pcap::Capture<pcap::Active>, String> {
 
 /// Captures until `stop` is set. `tick` is called about every `tick_every` with the dispatcher
 /// (for periodic stats).
+///
+/// An interface that goes down, or vanishes and comes back, does not end the capture: the error
+/// is counted (`read_errors`) and logged (rate-limited), and the loop backs off (up to
+/// [`MAX_BACKOFF`]) and tries to open the interface again with `opts`; while that fails (the
+/// interface is still missing, or privileges were dropped) it keeps reading the old handle,
+/// which resumes by itself when a downed link comes back up. Ticks (stats, watchdog, reload)
+/// go on meanwhile.
 pub fn run(
     mut cap: pcap::Capture<pcap::Active>,
+    opts: &Options,
     stop: &StopFlag,
     d: &mut Dispatcher,
     tick_every: Duration,
@@ -61,6 +69,10 @@ pub fn run(
     }
     let mut last_tick = Instant::now();
     let mut last_stats_read = Instant::now();
+    let mut failing = crate::service::ratelimit::Limiter::new(Duration::from_secs(30));
+    let mut backoff = MIN_BACKOFF;
+    // libpcap's counters restart with a new handle: the old handle's totals are carried here.
+    let mut base = KernelBase::default();
     while !stop.load(Ordering::Relaxed) {
         match cap.next_packet() {
             Ok(p) => {
@@ -69,19 +81,38 @@ pub fn run(
                     .saturating_mul(1_000_000)
                     .saturating_add(ts.tv_usec.max(0) as u64);
                 d.push(lt, ts_us, p.data);
+                backoff = MIN_BACKOFF;
             }
             Err(pcap::Error::TimeoutExpired) => {
                 // Nothing buffered: send what is waiting, then sleep until the socket is readable.
                 d.flush();
                 wait_readable(&cap, IDLE_POLL);
+                backoff = MIN_BACKOFF;
             }
-            // TODO(issue 6): reopen the interface when it goes down and comes back, instead of
-            // ending the capture (systemd restarts the service meanwhile).
-            Err(e) => return Err(format!("capture error: {e}")),
+            Err(e) => {
+                d.counters.read_errors += 1;
+                d.flush();
+                crate::warn_limited!(failing, interface = %opts.interface, error = %e, "capture error; retrying");
+                sleep_unless_stopped(backoff, stop);
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                match open(opts) {
+                    Ok(new) if new.get_datalink().0 == lt => {
+                        read_stats(&mut cap, d, &base);
+                        base = KernelBase::from(&*d);
+                        cap = new;
+                        d.counters.reopens += 1;
+                        tracing::info!(interface = %opts.interface, "capture reopened");
+                    }
+                    Ok(_) => {
+                        tracing::error!(interface = %opts.interface, "the interface came back with another link type; keeping the old handle");
+                    }
+                    Err(_) => {}
+                }
+            }
         }
         d.flush_stale(FLUSH_AFTER);
         if last_stats_read.elapsed() >= Duration::from_millis(500) {
-            read_stats(&mut cap, d);
+            read_stats(&mut cap, d, &base);
             last_stats_read = Instant::now();
         }
         if last_tick.elapsed() >= tick_every {
@@ -89,8 +120,38 @@ pub fn run(
             last_tick = Instant::now();
         }
     }
-    read_stats(&mut cap, d);
+    read_stats(&mut cap, d, &base);
     Ok(())
+}
+
+/// First wait after a capture error.
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest wait between two attempts to reopen the interface.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+fn sleep_unless_stopped(d: Duration, stop: &StopFlag) {
+    let until = Instant::now() + d;
+    while !stop.load(Ordering::Relaxed) && Instant::now() < until {
+        std::thread::sleep(IDLE_POLL.min(until.saturating_duration_since(Instant::now())));
+    }
+}
+
+/// Kernel counters of the handles closed so far.
+#[derive(Default, Clone, Copy)]
+struct KernelBase {
+    packets: u64,
+    drops: u64,
+    ifdrops: u64,
+}
+
+impl From<&Dispatcher> for KernelBase {
+    fn from(d: &Dispatcher) -> Self {
+        KernelBase {
+            packets: d.counters.kernel_packets,
+            drops: d.counters.kernel_drops,
+            ifdrops: d.counters.kernel_ifdrops,
+        }
+    }
 }
 
 /// Longest sleep while idle: bounds how late a stop request or a stats tick is noticed.
@@ -105,10 +166,10 @@ fn wait_readable(cap: &pcap::Capture<pcap::Active>, timeout: Duration) {
     let _ = poll(&mut fds, PollTimeout::from(ms));
 }
 
-fn read_stats(cap: &mut pcap::Capture<pcap::Active>, d: &mut Dispatcher) {
+fn read_stats(cap: &mut pcap::Capture<pcap::Active>, d: &mut Dispatcher, base: &KernelBase) {
     if let Ok(s) = cap.stats() {
-        d.counters.kernel_packets = u64::from(s.received);
-        d.counters.kernel_drops = u64::from(s.dropped);
-        d.counters.kernel_ifdrops = u64::from(s.if_dropped);
+        d.counters.kernel_packets = base.packets + u64::from(s.received);
+        d.counters.kernel_drops = base.drops + u64::from(s.dropped);
+        d.counters.kernel_ifdrops = base.ifdrops + u64::from(s.if_dropped);
     }
 }

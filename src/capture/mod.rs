@@ -108,8 +108,10 @@ pub struct CaptureCounters {
     pub kernel_packets: u64,
     pub kernel_drops: u64,
     pub kernel_ifdrops: u64,
-    /// Read errors (corrupt or truncated files).
+    /// Read errors (corrupt or truncated files; live: the interface went down or vanished).
     pub read_errors: u64,
+    /// Live: times the capture was reopened after an error.
+    pub reopens: u64,
     /// Packet time of the last packet, µs.
     pub last_ts_us: u64,
     /// Configuration reloads applied and rejected (SIGHUP, service mode).

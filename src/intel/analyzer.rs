@@ -24,6 +24,7 @@ use super::score::{Facts, Scored, Scorer, human};
 use super::settings::Settings;
 use super::{Obs, What, dga, names, observations};
 use crate::event::Event;
+use crate::ingest::Record;
 use crate::models::{self, Device, Member, ModelBreach};
 use crate::store::{self, Store};
 
@@ -41,12 +42,19 @@ pub const MIN_COMMIT_GAP: std::time::Duration = std::time::Duration::from_secs(1
 /// Observations held at most.
 pub const REORDER_MAX: usize = 100_000;
 
-/// An observation waiting in the reorder buffer, ordered by (event time, arrival).
+/// What the reorder buffer holds: network observations and SaaS/email records, analysed
+/// together in event-time order.
+enum Item {
+    Obs(Obs),
+    Record(Box<Record>),
+}
+
+/// An item waiting in the reorder buffer, ordered by (event time, arrival).
 struct Held {
     ts: u64,
     seq: u64,
     arrived: std::time::Instant,
-    obs: Obs,
+    item: Item,
 }
 
 impl PartialEq for Held {
@@ -84,6 +92,9 @@ pub struct Counters {
     pub commits: u64,
     /// Observations that arrived after later ones had already been analysed.
     pub late_observations: u64,
+    /// SaaS/email records analysed, and those older than the analyzer's clock when analysed.
+    pub records: u64,
+    pub late_records: u64,
     pub breaches: std::collections::BTreeMap<&'static str, u64>,
     pub feeds: LoadReport,
     pub popularity: LoadReport,
@@ -104,6 +115,8 @@ pub struct Analyzer {
     pub counters: Counters,
     obs: Vec<Obs>,
     held: std::collections::BinaryHeap<Held>,
+    /// Replay's records, sorted by event time, merged into the analysis as time passes them.
+    preloaded: std::collections::VecDeque<Record>,
     seq: u64,
     newest: u64,
     live: bool,
@@ -179,6 +192,7 @@ impl Analyzer {
             counters,
             obs: Vec::new(),
             held: std::collections::BinaryHeap::new(),
+            preloaded: std::collections::VecDeque::new(),
             seq: 0,
             newest: 0,
             live: false,
@@ -246,10 +260,44 @@ impl Analyzer {
                 ts: o.ts_us,
                 seq: self.seq,
                 arrived: now,
-                obs: o,
+                item: Item::Obs(o),
             });
         }
         self.release(out, false);
+    }
+
+    /// Takes SaaS/email records (from a live source) into the reorder buffer and analyses what
+    /// is due. Records carry their own event time and may be hours late: they are analysed in
+    /// order with the observations around them when they arrive in time, else on arrival.
+    pub fn observe_records(
+        &mut self,
+        batch: impl IntoIterator<Item = Record>,
+        out: &mut Vec<ModelBreach>,
+    ) {
+        let now = std::time::Instant::now();
+        for r in batch {
+            let ts = r.ts_us();
+            self.newest = self.newest.max(ts);
+            self.seq += 1;
+            self.held.push(Held {
+                ts,
+                seq: self.seq,
+                arrived: now,
+                item: Item::Record(Box::new(r)),
+            });
+        }
+        self.release(out, false);
+    }
+
+    /// Replay: records read from files before the packets start. They are kept aside, sorted
+    /// by event time, and merged with the observations as packet time passes them, so a
+    /// replay sees them in the order the live sensor would have.
+    pub fn preload_records(&mut self, mut records: Vec<Record>) {
+        records.sort_by_key(Record::ts_us);
+        let mut all: Vec<Record> = self.preloaded.drain(..).collect();
+        all.extend(records);
+        all.sort_by_key(Record::ts_us);
+        self.preloaded = all.into();
     }
 
     /// Analyses the held observations that are due (all of them with `all`).
@@ -260,7 +308,28 @@ impl Analyzer {
         } else {
             REPLAY_WINDOW_US
         };
-        while let Some(top) = self.held.peek() {
+        loop {
+            // A preloaded record goes first when it is older than the held top.
+            let pre = self.preloaded.front().map(Record::ts_us);
+            let top = self.held.peek().map(|h| h.ts);
+            let take_pre = match (pre, top) {
+                (Some(p), Some(t)) => p <= t,
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+            if take_pre {
+                let ts = pre.unwrap_or(0);
+                if !(all || ts.saturating_add(window) <= self.newest) {
+                    break;
+                }
+                if let Some(r) = self.preloaded.pop_front() {
+                    self.observe_record(&r, out);
+                }
+                continue;
+            }
+            let Some(top) = self.held.peek() else {
+                break;
+            };
             let due = all
                 || top.ts.saturating_add(window) <= self.newest
                 || (self.live && now.duration_since(top.arrived) >= LIVE_HOLD)
@@ -269,9 +338,21 @@ impl Analyzer {
                 break;
             }
             if let Some(h) = self.held.pop() {
-                self.observe(&h.obs, out);
+                match h.item {
+                    Item::Obs(o) => self.observe(&o, out),
+                    Item::Record(r) => self.observe_record(&r, out),
+                }
             }
         }
+    }
+
+    /// Analyses one SaaS/email record now.
+    pub fn observe_record(&mut self, r: &Record, _out: &mut Vec<ModelBreach>) {
+        if r.ts_us() < self.now {
+            self.counters.late_records += 1;
+        }
+        self.counters.records += 1;
+        // TODO(issue 4): SaaS and email models.
     }
 
     /// Analyses one observation now (no reordering).
@@ -648,6 +729,8 @@ impl Analyzer {
             "ignored_names": c.ignored_names,
             "not_a_device": c.not_a_device,
             "late_observations": c.late_observations,
+            "records": c.records,
+            "late_records": c.late_records,
             "held": self.held.len(),
             "devices": self.hist.known_devices(),
             "breaches": c.breaches,
@@ -693,7 +776,7 @@ impl Analyzer {
 impl Drop for Analyzer {
     fn drop(&mut self) {
         // A clean shutdown commits; `kill -9` loses at most one commit interval.
-        if self.hist.dirty() > 0 || !self.held.is_empty() {
+        if self.hist.dirty() > 0 || !self.held.is_empty() || !self.preloaded.is_empty() {
             let mut sink = Vec::new();
             self.release(&mut sink, true);
             self.commit();

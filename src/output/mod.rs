@@ -60,6 +60,8 @@ pub type SharedTotals = Arc<Mutex<Vec<WorkerTotals>>>;
 /// What the output thread receives.
 pub enum Msg {
     Events(Vec<Event>),
+    /// Normalised SaaS/email records from a live source, for the analysis thread.
+    Records(Vec<crate::ingest::Record>),
     /// A reloaded configuration for domain intelligence (SIGHUP).
     Reconfigure(Box<crate::intel::Settings>),
     /// Refresh the metrics endpoint's snapshot with these capture counters (no EVE line).
@@ -99,6 +101,7 @@ const INTEL_QUEUE: usize = 256;
 
 enum IntelMsg {
     Obs(Vec<crate::intel::Obs>),
+    Records(Vec<crate::ingest::Record>),
     /// Analyse what is due and publish the counters.
     Tick,
     Reconfigure(Box<crate::intel::Settings>),
@@ -160,6 +163,10 @@ impl Intel {
                                 publish(&a, written);
                                 published_at = std::time::Instant::now();
                             }
+                        }
+                        IntelMsg::Records(batch) => {
+                            a.observe_records(batch, &mut breaches);
+                            write(&mut breaches, &mut written);
                         }
                         IntelMsg::Reconfigure(s) => {
                             a.reconfigure(&s);
@@ -300,6 +307,12 @@ pub fn run(
                     i.send(obs);
                 }
             }
+            Msg::Records(batch) => {
+                if let Some(i) = intel.as_mut() {
+                    // Records are few and must not be lost: wait for room.
+                    let _ = i.tx.send(IntelMsg::Records(batch));
+                }
+            }
             Msg::Reconfigure(settings) => {
                 if let Some(i) = intel.as_mut() {
                     // Queued behind the observations already sent: applied in order.
@@ -428,6 +441,7 @@ pub fn stats_json(
                 "queue_drop_batches": c.queue_drop_batches,
                 "queue_drop_packets": c.queue_drop_packets,
                 "read_errors": c.read_errors,
+                "reopens": c.reopens,
             },
             "service": {
                 "config_reloads": c.config_reloads,

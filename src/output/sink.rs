@@ -60,6 +60,7 @@ pub struct Sink {
     reopen: Arc<AtomicBool>,
     pub counters: SinkCounters,
     hostname: String,
+    unavailable: crate::service::ratelimit::Limiter,
 }
 
 impl Sink {
@@ -72,6 +73,7 @@ impl Sink {
             reopen,
             counters: SinkCounters::default(),
             hostname: hostname(),
+            unavailable: Default::default(),
         };
         s.open = Some(s.connect()?);
         Ok(s)
@@ -115,7 +117,7 @@ impl Sink {
                 true
             }
             Err(e) => {
-                tracing::warn!(error = %e, target = ?self.target, "EVE output unavailable; retrying");
+                crate::warn_limited!(self.unavailable, error = %e, target = ?self.target, "EVE output unavailable; retrying");
                 false
             }
         }

@@ -3,3 +3,4 @@
 pub mod metrics;
 pub mod notify;
 pub mod privdrop;
+pub mod ratelimit;

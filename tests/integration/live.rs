@@ -135,6 +135,20 @@ impl Veth {
         Ok(())
     }
 
+    /// Deletes the veth pair and makes it again under the same names (an interface that
+    /// vanishes and comes back, as a USB NIC or a re-created bridge port does).
+    pub fn recreate(&self) -> Result<(), String> {
+        run(Command::new("ip").args(["-n", &self.ns, "link", "del", &self.tx]))?;
+        std::thread::sleep(Duration::from_millis(500));
+        run(Command::new("ip").args([
+            "-n", &self.ns, "link", "add", &self.tx, "type", "veth", "peer", "name", &self.rx,
+        ]))?;
+        for d in [&self.tx, &self.rx] {
+            run(Command::new("ip").args(["-n", &self.ns, "link", "set", d, "mtu", "65000", "up"]))?;
+        }
+        Ok(())
+    }
+
     /// A command run inside the namespace.
     pub fn exec(&self, program: &str) -> Command {
         let mut c = Command::new("ip");
@@ -663,6 +677,74 @@ fn live_capture_matches_replay() {
     );
     check("live_capture_matches_replay", &live, &replayed, 0.0);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An interface that vanishes mid-capture and comes back: the capture reopens it by itself,
+/// counts the error and the reopen, and what is sent afterwards is captured as before.
+#[test]
+fn capture_survives_interface_recreated() {
+    let _one_at_a_time = exclusive();
+    if let Some(why) = skip_reason(&["tcpreplay"]) {
+        println!("SKIPPED: {why}");
+        return;
+    }
+    let demo = root().join("captures/demo.pcap");
+    let dir = tempdir();
+    let mut v = Veth::new("r");
+    let mut sensor = Sensor::start(&mut v, &dir, 1);
+    tcpreplay(&v, &["--pps", "1000"], std::slice::from_ref(&demo));
+    v.recreate()
+        .unwrap_or_else(|e| panic!("recreate veth: {e}"));
+    // Reopen attempts back off to 2 s at most; wait until a probe is counted again.
+    let before = stat(&last_stats(&sensor.eve), &["capture", "packets"]);
+    let t0 = Instant::now();
+    loop {
+        v.probe();
+        std::thread::sleep(Duration::from_millis(300));
+        let now = stat(&last_stats(&sensor.eve), &["capture", "packets"]);
+        if now > before {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "no packet captured within 20 s of the interface coming back: {}",
+            std::fs::read_to_string(&sensor.stderr).unwrap_or_default()
+        );
+    }
+    // Other flows than before (the same TCP flows again would be retransmissions).
+    let after = root().join("captures/http.pcap");
+    tcpreplay(&v, &["--pps", "1000"], std::slice::from_ref(&after));
+    std::thread::sleep(Duration::from_secs(2));
+    let (status, _) = sensor.stop(&mut v, Duration::from_secs(5));
+    assert!(status.success(), "crosswire capture exited {status}");
+    let (items, stats) = eve_summary(&sensor.eve);
+    let (mut expected, _) = replay_items(std::slice::from_ref(&demo), &dir);
+    let dir2 = tempdir();
+    for (k, n) in replay_items(std::slice::from_ref(&after), &dir2).0 {
+        *expected.entry(k).or_default() += n;
+    }
+    println!(
+        "capture_survives_interface_recreated: read_errors {}, reopens {}, events {}",
+        stat(&stats, &["capture", "read_errors"]),
+        stat(&stats, &["capture", "reopens"]),
+        per_type(&items)
+    );
+    assert!(stat(&stats, &["capture", "read_errors"]) >= 1, "{stats}");
+    assert!(stat(&stats, &["capture", "reopens"]) >= 1, "{stats}");
+    assert_eq!(
+        items, expected,
+        "what was sent before and after the interface vanished is all captured"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&dir2);
+}
+
+fn last_stats(eve: &Path) -> Value {
+    read_eve(eve)
+        .into_iter()
+        .rev()
+        .find(|l| l["event_type"] == "stats")
+        .unwrap_or(Value::Null)
 }
 
 fn env_u64(name: &str, default: u64) -> u64 {
