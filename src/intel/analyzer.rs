@@ -399,6 +399,7 @@ impl Analyzer {
                     ts: o.ts_us,
                     suspect: sc.suspect,
                     score: sc.score,
+                    device: home.then_some(o.client),
                 };
                 self.hist.bind(&mut self.store, a, b, self.s.binding_ttl_us);
             }

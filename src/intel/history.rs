@@ -83,6 +83,9 @@ pub struct Binding {
     /// The domain was young or rare (scored as suspect) when bound.
     pub suspect: bool,
     pub score: u8,
+    /// The device that asked (the latest one when several did).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<IpAddr>,
 }
 
 /// An external IP's bindings.
@@ -253,6 +256,9 @@ impl History {
             x.ts = x.ts.max(b.ts);
             x.suspect = b.suspect;
             x.score = b.score;
+            if b.device.is_some() {
+                x.device = b.device;
+            }
             return;
         }
         if r.bindings.len() >= MAX_IP_BINDINGS
@@ -362,6 +368,7 @@ mod tests {
             ts,
             suspect,
             score: 0,
+            device: None,
         };
         h.bind(&mut store, ip, b("old.com", 0, false), 100);
         h.bind(&mut store, ip, b("latovafineart.life", 200, true), 100);

@@ -308,6 +308,7 @@ mod tests {
             ts: NOW - DAY,
             suspect: true,
             score: 80,
+            device: None,
         }];
         let v = scorer().score(
             &s,

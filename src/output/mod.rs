@@ -5,6 +5,7 @@
 //! The writer is buffered and flushed whenever the queue runs empty, so a live event reaches the
 //! file within milliseconds while replay writes in large blocks.
 
+pub mod report;
 pub mod sink;
 
 use std::collections::BTreeMap;
