@@ -11,7 +11,7 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use crate::decode::{dns, http, net, tls};
+use crate::decode::{dhcp, dns, http, krb5, net, tls};
 
 /// Flow context shared by every protocol event.
 #[derive(Debug, Clone)]
@@ -41,6 +41,115 @@ pub enum Kind {
     Dns(Box<dns::Message>),
     Tls(Box<TlsEvent>),
     Http(Box<HttpEvent>),
+    Dhcp(Box<DhcpEvent>),
+    Krb5(Box<Krb5Event>),
+}
+
+/// A DHCP message: who holds which address, under which name (Suricata's `dhcp` event).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DhcpEvent {
+    /// "request" (client to server) or "reply".
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Transaction id.
+    pub id: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_mac: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assigned_ip: Option<std::net::Ipv4Addr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_ip: Option<std::net::Ipv4Addr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relay_ip: Option<std::net::Ipv4Addr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requested_ip: Option<std::net::Ipv4Addr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dhcp_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease_time: Option<u32>,
+    /// The address the client holds after this message, with its MAC (see
+    /// [`dhcp::Message::binding`]); not written.
+    #[serde(skip)]
+    pub binding: Option<(std::net::Ipv4Addr, [u8; 6])>,
+}
+
+fn mac_string(m: &[u8]) -> String {
+    let mut s = String::with_capacity(17);
+    for (i, b) in m.iter().enumerate() {
+        if i > 0 {
+            s.push(':');
+        }
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// Host names are kept when printable and short; anything else is dropped (counted by the
+/// caller as an odd field, never written raw).
+fn printable(b: &[u8], max: usize) -> Option<String> {
+    (!b.is_empty() && b.len() <= max && b.iter().all(|c| c.is_ascii_graphic()))
+        .then(|| String::from_utf8_lossy(b).into_owned())
+}
+
+impl DhcpEvent {
+    pub fn from_message(m: &dhcp::Message<'_>) -> DhcpEvent {
+        let some = |a: std::net::Ipv4Addr| (!a.is_unspecified()).then_some(a);
+        DhcpEvent {
+            kind: match m.op {
+                dhcp::Op::Reply => "reply",
+                _ => "request",
+            },
+            id: m.xid,
+            client_mac: m.mac().map(|x| mac_string(&x)),
+            assigned_ip: some(m.yiaddr),
+            client_ip: some(m.ciaddr),
+            relay_ip: some(m.giaddr),
+            requested_ip: m.requested_ip,
+            dhcp_type: m.message_type.map(dhcp::MessageType::name),
+            hostname: m.hostname.and_then(|h| printable(h, 255)),
+            lease_time: m.lease_time,
+            binding: m.binding().map(|(ip, mac, _)| (ip, mac)),
+        }
+    }
+}
+
+/// A Kerberos message: which principal asked the KDC for what (Suricata's `krb5` event).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Krb5Event {
+    pub msg_type: &'static str,
+    /// Client principal name (`alice`, `host/wks-023`), without the realm.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cname: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub realm: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sname: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+}
+
+impl Krb5Event {
+    pub fn from_message(m: &krb5::Message<'_>) -> Krb5Event {
+        let name = |p: &krb5::PrincipalName<'_>| -> Option<String> {
+            let parts: Vec<String> = p
+                .components()
+                .map(|c| printable(c, 255))
+                .collect::<Option<Vec<_>>>()?;
+            (!parts.is_empty()).then(|| parts.join("/"))
+        };
+        Krb5Event {
+            msg_type: m.msg_type.name(),
+            cname: m.cname.as_ref().and_then(name),
+            realm: m.crealm.or(m.realm).and_then(|r| printable(r, 255)),
+            sname: m.sname.as_ref().and_then(name),
+            error_code: m.error_code.map(|c| match c.name() {
+                Some(n) => n.to_string(),
+                None => c.0.to_string(),
+            }),
+        }
+    }
 }
 
 /// A TLS ClientHello, completed by the server's hello when it was seen.
@@ -69,6 +178,8 @@ impl Event {
             Kind::Dns(_) => "dns",
             Kind::Tls(_) => "tls",
             Kind::Http(_) => "http",
+            Kind::Dhcp(_) => "dhcp",
+            Kind::Krb5(_) => "krb5",
         }
     }
 }
@@ -395,6 +506,14 @@ pub fn write_eve(ev: &Event, out: &mut Vec<u8>) {
         Kind::Http(h) => {
             out.extend_from_slice(b"\",\"http\":");
             serde_json::to_writer(&mut *out, &http_body(h).http)
+        }
+        Kind::Dhcp(d) => {
+            out.extend_from_slice(b"\",\"dhcp\":");
+            serde_json::to_writer(&mut *out, d)
+        }
+        Kind::Krb5(k) => {
+            out.extend_from_slice(b"\",\"krb5\":");
+            serde_json::to_writer(&mut *out, k)
         }
     };
     if res.is_err() {

@@ -17,8 +17,8 @@ use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 
 use crate::decode::net::{Frame, L4, Tunnel};
-use crate::decode::{dns, http, tls};
-use crate::event::{Event, HttpEvent, Kind, Meta, TlsEvent};
+use crate::decode::{dhcp, dns, http, krb5, tls};
+use crate::event::{DhcpEvent, Event, HttpEvent, Kind, Krb5Event, Meta, TlsEvent};
 use tcp::{Accept, Reassembly};
 
 /// TCP flag bits.
@@ -235,11 +235,19 @@ impl FlowMap {
 enum App {
     Detect,
     Dns,
-    TlsClient { records: u8 },
-    TlsServer { records: u8 },
+    /// Kerberos over TCP: 4-byte length-prefixed messages.
+    Krb5,
+    TlsClient {
+        records: u8,
+    },
+    TlsServer {
+        records: u8,
+    },
     HttpClient(Box<http::ClientParser>),
     HttpServer(Box<http::ServerParser>),
-    Scan { scanned: usize },
+    Scan {
+        scanned: usize,
+    },
     Done,
 }
 
@@ -416,6 +424,22 @@ impl Table {
                         }),
                         Err(e) => self.counters.error("dns", e.reason()),
                     }
+                } else if is_dhcp_ports(sp, dp) {
+                    match dhcp::parse(u.payload) {
+                        Ok(m) => out.push(Event {
+                            meta: base.meta(dir, ts_us, recv_ns),
+                            kind: Kind::Dhcp(Box::new(DhcpEvent::from_message(&m))),
+                        }),
+                        Err(e) => self.counters.error("dhcp", e.reason()),
+                    }
+                } else if sp == KRB5_PORT || dp == KRB5_PORT {
+                    match krb5::parse(u.payload, false) {
+                        Ok(m) => out.push(Event {
+                            meta: base.meta(dir, ts_us, recv_ns),
+                            kind: Kind::Krb5(Box::new(Krb5Event::from_message(&m))),
+                        }),
+                        Err(e) => self.counters.error("krb5", e.reason()),
+                    }
                 }
             }
             L4::Tcp(t) => {
@@ -466,6 +490,7 @@ impl Table {
                     ts_us,
                     recv_ns,
                     dns_port: is_dns_port(sp, dp),
+                    krb_port: sp == KRB5_PORT || dp == KRB5_PORT,
                     limits: &self.limits,
                 };
                 let waiting = |tf: &TcpFlow| {
@@ -643,6 +668,16 @@ impl Table {
     }
 }
 
+/// Kerberos KDC port (UDP and TCP).
+const KRB5_PORT: u16 = 88;
+/// Largest Kerberos message over TCP decoded (tickets with large PACs stay well below).
+const MAX_KRB5_FRAME: usize = 65_535;
+
+/// BOOTP/DHCP: client 68 <-> server 67 (relays use 67 <-> 67).
+fn is_dhcp_ports(sp: u16, dp: u16) -> bool {
+    matches!((sp, dp), (68, 67) | (67, 68) | (67, 67))
+}
+
 fn is_dns_port(sp: u16, dp: u16) -> bool {
     sp == 53 || dp == 53
 }
@@ -661,6 +696,7 @@ struct Ctx<'l> {
     ts_us: u64,
     recv_ns: u64,
     dns_port: bool,
+    krb_port: bool,
     limits: &'l Limits,
 }
 
@@ -757,11 +793,13 @@ fn run_app(
                 progress = false;
             }
             App::Detect => {
-                if buf.len() < 6 && !ctx.dns_port {
+                if buf.len() < 6 && !ctx.dns_port && !ctx.krb_port {
                     break;
                 }
                 d.app = if ctx.dns_port {
                     App::Dns
+                } else if ctx.krb_port {
+                    App::Krb5
                 } else if tls::looks_like_record(buf) {
                     match buf.get(5) {
                         Some(1) => App::TlsClient { records: 0 },
@@ -789,6 +827,28 @@ fn run_app(
                     Err(e) => counters.error("dns", e.reason()),
                 }
                 consumed = 2 + len;
+            }
+            App::Krb5 => {
+                let Some(len) = buf.get(..4).and_then(|b| <[u8; 4]>::try_from(b).ok()) else {
+                    break;
+                };
+                let len = u32::from_be_bytes(len) as usize;
+                if len > MAX_KRB5_FRAME {
+                    counters.error("krb5", "frame_too_long");
+                    d.app = App::Done;
+                    continue;
+                }
+                let Some(frame) = buf.get(..4 + len) else {
+                    break;
+                };
+                match krb5::parse(frame, true) {
+                    Ok(m) => out.push(Event {
+                        meta: base.meta(dir, ctx.ts_us, ctx.recv_ns),
+                        kind: Kind::Krb5(Box::new(Krb5Event::from_message(&m))),
+                    }),
+                    Err(e) => counters.error("krb5", e.reason()),
+                }
+                consumed = 4 + len;
             }
             App::TlsClient { records } => match tls::client_hello(buf) {
                 tls::Parse::Done(ch, n) => {

@@ -361,6 +361,10 @@ impl Analyzer {
             self.counters.late_observations += 1;
         }
         self.counters.observations += 1;
+        if matches!(o.what, What::Lease { .. } | What::Principal) {
+            self.bind_device(o);
+            return;
+        }
         let Some(fqdn) = names::normalise(&o.name) else {
             self.counters.bad_names += 1;
             return;
@@ -377,7 +381,7 @@ impl Analyzer {
         let ip = match &o.what {
             What::Answer(ips) => ips.iter().copied().find(|i| !self.s.home_net.contains(*i)),
             What::Tls | What::Http => external,
-            What::Query | What::NxDomain => None,
+            What::Query | What::NxDomain | What::Lease { .. } | What::Principal => None,
         };
         if home {
             self.hist
@@ -417,6 +421,11 @@ impl Analyzer {
             }
         }
         self.maybe_commit();
+    }
+
+    /// A device binding seen on the wire (DHCP lease, Kerberos ticket).
+    fn bind_device(&mut self, _o: &Obs) {
+        // TODO(issue 5): feed the device/user binding table.
     }
 
     /// Scores as of the observation's own time `now` (which is behind the analyzer's clock for a

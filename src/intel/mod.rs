@@ -49,6 +49,11 @@ pub enum What {
     Tls,
     /// An HTTP request with this Host to the remote address.
     Http,
+    /// A DHCP lease: `client` holds its address with this MAC; `name` is the host name the
+    /// client sent (may be empty).
+    Lease { mac: [u8; 6] },
+    /// The KDC issued a ticket (AS-REP) to `client` for the principal `name` (`user@REALM`).
+    Principal,
 }
 
 /// One observation, the analyzer's unit of input.
@@ -126,6 +131,22 @@ pub fn observations(ev: &crate::event::Event, out: &mut Vec<Obs>) {
                     names::host_without_port(host),
                     What::Http,
                 ));
+            }
+        }
+        Kind::Dhcp(d) => {
+            if let Some((ip, mac)) = d.binding {
+                // The lease's address is the device, whatever the packet's source was.
+                let name = d.hostname.as_deref().unwrap_or("");
+                out.push(base(IpAddr::V4(ip), m.src, name, What::Lease { mac }));
+            }
+        }
+        Kind::Krb5(k) => {
+            // An AS-REP goes from the KDC (src) to the client (dst): the client holds a
+            // ticket for this principal now.
+            if k.msg_type == "as_rep"
+                && let (Some(c), Some(r)) = (&k.cname, &k.realm)
+            {
+                out.push(base(m.dst, m.src, &format!("{c}@{r}"), What::Principal));
             }
         }
     }

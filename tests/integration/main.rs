@@ -11,6 +11,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
+mod bindings;
 mod cli;
 mod flood;
 mod intel;
