@@ -17,6 +17,7 @@
 
 pub mod capture;
 pub mod config;
+pub mod correlate;
 pub mod decode;
 pub mod event;
 pub mod flow;
