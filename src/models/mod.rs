@@ -16,6 +16,7 @@
 //! commit left off. Time is event time.
 
 pub mod breach;
+pub mod saas;
 
 use std::collections::HashMap;
 
