@@ -59,6 +59,13 @@ enum Cmd {
         /// Protocol events only: no domain intelligence, no state directory.
         #[arg(long)]
         no_intel: bool,
+        /// Microsoft 365 / Entra ID audit records (NDJSON, JSON, CSV exports; files or
+        /// directories), merged with the packets in event-time order.
+        #[arg(long, num_args = 1..)]
+        saas: Vec<PathBuf>,
+        /// Email records (Defender for Office 365 rows, message trace), merged likewise.
+        #[arg(long, num_args = 1..)]
+        email: Vec<PathBuf>,
     },
     /// Capture live from an interface until SIGINT/SIGTERM.
     Capture {
@@ -235,6 +242,8 @@ fn real_main() -> Result<ExitCode> {
             config,
             state,
             no_intel,
+            saas,
+            email,
         } => {
             let mut cfg = load(config.as_deref())?;
             if let Some(w) = workers {
@@ -249,12 +258,34 @@ fn real_main() -> Result<ExitCode> {
             cfg.speed = Speed::parse(&speed).map_err(|e| anyhow::anyhow!("--speed: {e}"))?;
             let stop = stop_flag()?;
             let out = open_output(&eve)?;
-            let intel = if no_intel {
+            let records: Vec<PathBuf> = saas.into_iter().chain(email).collect();
+            if let Some(p) = records.iter().find(|p| !p.exists()) {
+                bail!("{}: no such file or directory", p.display());
+            }
+            if no_intel && !records.is_empty() {
+                bail!("--saas/--email need domain intelligence (drop --no-intel)");
+            }
+            let mut intel = if no_intel {
                 None
             } else {
-                open_intel(&cfg, state, "crosswire-state", false)?
+                open_intel(&cfg, state.clone(), "crosswire-state", false)?
             };
+            if let Some(a) = intel.as_mut()
+                && !records.is_empty()
+            {
+                let (recs, rep) = crosswire::ingest::read_all(&records);
+                tracing::info!(
+                    records = rep.records,
+                    rejected = rep.rejected,
+                    ignored = rep.ignored,
+                    "SaaS/email records read"
+                );
+                a.preload_records(recs);
+            }
             let s = pipeline::replay_with_intel(&cfg, &paths, out, &stop, intel);
+            if !no_intel {
+                print_incidents(&state_dir(&cfg, state, "crosswire-state"));
+            }
             Ok(report(&s))
         }
         Cmd::Capture {
@@ -313,6 +344,37 @@ fn real_main() -> Result<ExitCode> {
             }
             learn(&cfg, &paths, state)
         }
+    }
+}
+
+fn state_dir(cfg: &Config, flag: Option<PathBuf>, default: &str) -> PathBuf {
+    flag.or_else(|| cfg.state_dir.clone())
+        .unwrap_or_else(|| PathBuf::from(default))
+}
+
+/// After a replay: the incidents in the state directory, one paragraph each, on stderr (EVE
+/// may be on stdout).
+fn print_incidents(state: &Path) {
+    let list = crosswire::correlate::store::list(state);
+    if list.is_empty() {
+        return;
+    }
+    eprintln!(
+        "crosswire: {n} incident{s} in {dir} (crosswire incidents --state {dir}; crosswire report ID --state {dir} --html FILE)",
+        n = list.len(),
+        s = if list.len() == 1 { "" } else { "s" },
+        dir = state.display()
+    );
+    for i in &list {
+        eprintln!(
+            "\n[{}] {} ({} v{}, {} events)\n{}",
+            i.severity,
+            i.title,
+            i.id,
+            i.version,
+            i.events.len(),
+            i.summary
+        );
     }
 }
 

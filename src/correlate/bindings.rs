@@ -366,6 +366,14 @@ impl BindingTable {
                     self.counters.expired += x;
                     self.counters.evicted += e;
                 }
+                // A server's ACK rarely repeats the host name the client's REQUEST sent:
+                // keep the name known for the same MAC.
+                let hostname = hostname.or_else(|| {
+                    self.leases
+                        .get(&o.ip)
+                        .filter(|l| l.mac == mac)
+                        .and_then(|l| l.hostname.clone())
+                });
                 self.leases.insert(
                     o.ip,
                     Lease {
@@ -439,6 +447,21 @@ impl BindingTable {
             .as_ref()
             .and_then(|m| self.mac_user.get(m))
             .or_else(|| l.hostname.as_ref().and_then(|h| self.host_user.get(h)))
+    }
+
+    /// The MAC and host name of the device at `ip` at event time `ts_us` (DHCP lease, else the
+    /// static table), whether or not a user is known.
+    pub fn device_facts(&self, ip: IpAddr, ts_us: u64) -> (Option<String>, Option<String>) {
+        match (self.lease(ip, ts_us), self.exact.get(&ip)) {
+            (Some(l), r) => (
+                l.mac.clone().or_else(|| r.and_then(|r| r.mac.clone())),
+                l.hostname
+                    .clone()
+                    .or_else(|| r.and_then(|r| r.hostname.clone())),
+            ),
+            (None, Some(r)) => (r.mac.clone(), r.hostname.clone()),
+            (None, None) => (None, None),
+        }
     }
 
     /// The user of the device at `ip` at event time `ts_us`, best source first.

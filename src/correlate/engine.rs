@@ -3,7 +3,8 @@
 //! Joining. Two groups of breaches ("cases") belong together when they share a joinable entity
 //! key and some breach of one lies within `window_us` (event time) of some breach of the other.
 //! A new breach is a group of one; when it joins several cases they merge into the one founded
-//! earliest (its id survives; the others' ids are listed in `merged` and never emitted again).
+//! earliest, preferring one already emitted (its id survives; the others' ids are listed in
+//! `merged` and never emitted again).
 //! Because that relation only grows as groups merge, the final grouping does not depend on the
 //! order breaches arrive in: SaaS records hours late land where they would have landed on time.
 //!
@@ -440,11 +441,17 @@ impl Engine {
         set
     }
 
-    /// Merges the joined cases into the one founded first, or opens a new candidate.
+    /// Merges the joined cases into the one founded first — among those already emitted, if
+    /// any, so an id a reader has seen is never retired in favour of a silent candidate — or
+    /// opens a new candidate.
     fn gather(&mut self, joined: BTreeSet<u64>, t: u64) -> u64 {
         let survivor = joined
             .iter()
-            .filter_map(|h| self.cases.get(h).map(|c| ((c.founded, c.id.clone()), *h)))
+            .filter_map(|h| {
+                self.cases
+                    .get(h)
+                    .map(|c| ((c.version == 0, c.founded, c.id.clone()), *h))
+            })
             .min()
             .map(|(_, h)| h);
         let Some(into) = survivor else {

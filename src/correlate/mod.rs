@@ -26,6 +26,7 @@ pub mod bindings;
 mod case;
 mod engine;
 pub mod narrative;
+pub mod store;
 
 #[cfg(test)]
 mod tests;

@@ -201,3 +201,51 @@ mod tests {
         assert_eq!(items(""), None);
     }
 }
+
+/// What [`read_all`] found.
+#[derive(Debug, Default)]
+pub struct ReadReport {
+    pub records: u64,
+    pub rejected: u64,
+    pub ignored: u64,
+}
+
+/// Rejections logged one by one before only the count goes on.
+const LOGGED_REJECTIONS: u64 = 20;
+
+/// Reads SaaS/email files or directories to their end (replay): every record, in file order.
+/// A bad line or row is logged with `path:line` and why (the first
+/// [`LOGGED_REJECTIONS`], then only counted) and the rest is read.
+pub fn read_all(paths: &[std::path::PathBuf]) -> (Vec<Record>, ReadReport) {
+    let mut src = file::FileSource::new(paths.to_vec(), None);
+    let mut out = Vec::new();
+    let mut rep = ReadReport::default();
+    let mut sink = |item: file::Item| match item {
+        file::Item::Record(r) => {
+            rep.records += 1;
+            out.push(*r);
+        }
+        file::Item::Rejected { origin, reason } => {
+            rep.rejected += 1;
+            if rep.rejected <= LOGGED_REJECTIONS {
+                tracing::warn!("{origin}: rejected: {reason}");
+            }
+        }
+        file::Item::Ignored { .. } => rep.ignored += 1,
+    };
+    // Bounded: each poll reads what is there; a file growing while it is read is taken up to
+    // where it stood at the last poll.
+    for _ in 0..1_000_000 {
+        if !src.poll(&mut sink) {
+            break;
+        }
+    }
+    src.finish(&mut sink);
+    if rep.rejected > LOGGED_REJECTIONS {
+        tracing::warn!(
+            rejected = rep.rejected,
+            "more rejected SaaS/email records were not logged one by one"
+        );
+    }
+    (out, rep)
+}

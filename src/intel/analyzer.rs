@@ -23,8 +23,10 @@ use super::lookalike::Protected;
 use super::score::{Facts, Scored, Scorer, human};
 use super::settings::Settings;
 use super::{Obs, What, dga, names, observations};
+use crate::correlate::{self, BindingTable, Incident};
 use crate::event::Event;
-use crate::ingest::Record;
+use crate::ingest::{Record, SaasEvent, SaasKind};
+use crate::models::saas::SaasModels;
 use crate::models::{self, Device, Member, ModelBreach};
 use crate::store::{self, Store};
 
@@ -78,6 +80,13 @@ impl Ord for Held {
 const META_LEARN_START: &str = "learn_start";
 const META_NOW: &str = "now";
 const META_MODELS: &str = "models";
+const META_SAAS: &str = "saas";
+const META_CORRELATE: &str = "correlate";
+const META_BINDINGS: &str = "bindings";
+/// Lifetime of a binding learned from a DHCP lease (the lease time is not carried over).
+const LEASE_TTL_US: u64 = 24 * 3_600_000_000;
+/// Lifetime of a binding learned from a Kerberos ticket (a TGT's usual lifetime).
+const TICKET_TTL_US: u64 = 10 * 3_600_000_000;
 
 /// Running counters, shown in `stats` under `intel`.
 #[derive(Debug, Default, Clone)]
@@ -95,6 +104,8 @@ pub struct Counters {
     /// SaaS/email records analysed, and those older than the analyzer's clock when analysed.
     pub records: u64,
     pub late_records: u64,
+    /// Sign-ins folded into their twin from the other log.
+    pub login_twins: u64,
     pub breaches: std::collections::BTreeMap<&'static str, u64>,
     pub feeds: LoadReport,
     pub popularity: LoadReport,
@@ -117,12 +128,24 @@ pub struct Analyzer {
     held: std::collections::BinaryHeap<Held>,
     /// Replay's records, sorted by event time, merged into the analysis as time passes them.
     preloaded: std::collections::VecDeque<Record>,
+    /// Sign-ins waiting for their twin from the other log.
+    twins: std::collections::VecDeque<Twin>,
     seq: u64,
     newest: u64,
     live: bool,
     last_commit_wall: std::time::Instant,
     /// Configurations applied by [`Analyzer::reconfigure`].
     reloads: u64,
+    /// SaaS and email models (taken out while they run, see [`super::joint`]).
+    saas: Option<SaasModels>,
+    /// The correlation engine (taken out while it runs).
+    engine: Option<correlate::Engine>,
+    bindings: BindingTable,
+    /// Incidents opened or updated since the last [`Analyzer::take_incidents`].
+    incidents: Vec<Incident>,
+    /// `<state>/incidents`: one JSON file per incident, for `crosswire incidents` / `report`.
+    incidents_dir: std::path::PathBuf,
+    incident_write_errors: u64,
 }
 
 impl Analyzer {
@@ -166,6 +189,25 @@ impl Analyzer {
             .meta(META_MODELS)
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
+        let saas_state = store
+            .meta(META_SAAS)
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let saas = match saas_state {
+            Some(st) => SaasModels::from_state(s.saas.clone(), st),
+            None => SaasModels::new(s.saas.clone()),
+        };
+        let mut engine: correlate::Engine = store
+            .meta(META_CORRELATE)
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_else(|| correlate::Engine::new(s.correlate.clone()));
+        engine.reconfigure(s.correlate.clone());
+        let mut bindings: BindingTable = store
+            .meta(META_BINDINGS)
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        if let Some(p) = &s.devices_csv {
+            load_devices(&mut bindings, p);
+        }
         tracing::info!(
             dir = %state_dir.display(),
             domains = hist.domains.counters.rows,
@@ -193,11 +235,18 @@ impl Analyzer {
             obs: Vec::new(),
             held: std::collections::BinaryHeap::new(),
             preloaded: std::collections::VecDeque::new(),
+            twins: std::collections::VecDeque::new(),
             seq: 0,
             newest: 0,
             live: false,
             last_commit_wall: std::time::Instant::now(),
             reloads: 0,
+            saas: Some(saas),
+            engine: Some(engine),
+            bindings,
+            incidents: Vec::new(),
+            incidents_dir: state_dir.join("incidents"),
+            incident_write_errors: 0,
         })
     }
 
@@ -221,6 +270,17 @@ impl Analyzer {
         self.scorer.regs = regs;
         self.scorer.pop = pop;
         self.scorer.protected = Protected::new(&s.org_domains, &s.brands);
+        if let Some(m) = self.saas.as_mut() {
+            m.reconfigure(s.saas.clone());
+        }
+        if let Some(e) = self.engine.as_mut() {
+            e.reconfigure(s.correlate.clone());
+        }
+        if s.devices_csv != self.s.devices_csv
+            && let Some(p) = &s.devices_csv
+        {
+            load_devices(&mut self.bindings, p);
+        }
         self.s = s.clone();
         self.reloads += 1;
         tracing::info!(
@@ -323,11 +383,19 @@ impl Analyzer {
                     break;
                 }
                 if let Some(r) = self.preloaded.pop_front() {
+                    let n = out.len();
+                    self.flush_twins(Some(r.ts_us()), out);
                     self.observe_record(&r, out);
+                    self.correlate_new(out, n);
                 }
                 continue;
             }
             let Some(top) = self.held.peek() else {
+                if all || self.live {
+                    let n = out.len();
+                    self.flush_twins(if all { None } else { Some(self.newest) }, out);
+                    self.correlate_new(out, n);
+                }
                 break;
             };
             let due = all
@@ -338,21 +406,138 @@ impl Analyzer {
                 break;
             }
             if let Some(h) = self.held.pop() {
+                let n = out.len();
+                self.flush_twins(Some(h.ts), out);
                 match h.item {
                     Item::Obs(o) => self.observe(&o, out),
                     Item::Record(r) => self.observe_record(&r, out),
                 }
+                self.correlate_new(out, n);
             }
         }
     }
 
-    /// Analyses one SaaS/email record now.
-    pub fn observe_record(&mut self, r: &Record, _out: &mut Vec<ModelBreach>) {
+    /// Analyses one SaaS/email record now. A sign-in waits up to [`TWIN_WAIT_US`] of event
+    /// time (or [`TWIN_HOLD`] of wall-clock time live) for its twin from the other log — the
+    /// same sign-in appears in the unified audit log and in SigninLogs, often only one of them
+    /// with the location — and the two go to the models as one.
+    pub fn observe_record(&mut self, r: &Record, out: &mut Vec<ModelBreach>) {
         if r.ts_us() < self.now {
             self.counters.late_records += 1;
         }
         self.counters.records += 1;
-        // TODO(issue 4): SaaS and email models.
+        if self.learn_only {
+            return;
+        }
+        if let Record::Saas(e) = r
+            && matches!(e.kind, SaasKind::Login { .. })
+        {
+            if let Some(t) = self.twins.iter_mut().find(|t| is_twin(&t.rec, e)) {
+                merge_twin(&mut t.rec, e);
+                self.counters.login_twins += 1;
+                return;
+            }
+            self.twins.push_back(Twin {
+                rec: e.clone(),
+                arrived: std::time::Instant::now(),
+            });
+            if self.twins.len() > MAX_TWINS
+                && let Some(t) = self.twins.pop_front()
+            {
+                self.run_saas(&Record::Saas(t.rec), out);
+            }
+            return;
+        }
+        self.run_saas(r, out);
+    }
+
+    /// Hands the sign-ins whose twin wait is over (all with `upto` None) to the models.
+    fn flush_twins(&mut self, upto: Option<u64>, out: &mut Vec<ModelBreach>) {
+        if self.twins.is_empty() {
+            return;
+        }
+        let now = std::time::Instant::now();
+        let live = self.live;
+        let due = |t: &Twin| match upto {
+            None => true,
+            Some(ts) => {
+                t.rec.ts_us.saturating_add(TWIN_WAIT_US) <= ts
+                    || (live && now.duration_since(t.arrived) >= TWIN_HOLD)
+            }
+        };
+        let mut ready: Vec<SaasEvent> = Vec::new();
+        let mut keep = std::collections::VecDeque::with_capacity(self.twins.len());
+        for t in self.twins.drain(..) {
+            if due(&t) {
+                ready.push(t.rec);
+            } else {
+                keep.push_back(t);
+            }
+        }
+        self.twins = keep;
+        ready.sort_by_key(|e| e.ts_us);
+        for e in ready {
+            self.run_saas(&Record::Saas(e), out);
+        }
+    }
+
+    fn run_saas(&mut self, r: &Record, out: &mut Vec<ModelBreach>) {
+        let Some(mut m) = self.saas.take() else {
+            return;
+        };
+        let n = out.len();
+        m.observe(r, self, out);
+        self.saas = Some(m);
+        for b in &out[n..] {
+            *self.counters.breaches.entry(b.model).or_default() += 1;
+        }
+        self.maybe_commit();
+    }
+
+    /// Hands the breaches `out[from..]` to the correlation engine; incidents it opens or
+    /// updates are kept for [`Analyzer::take_incidents`] and written to `<state>/incidents`.
+    fn correlate_new(&mut self, out: &[ModelBreach], from: usize) {
+        if out.len() <= from {
+            return;
+        }
+        let Some(mut e) = self.engine.take() else {
+            return;
+        };
+        let mut inc = Vec::new();
+        for b in out.get(from..).unwrap_or_default() {
+            e.add(b, self, &mut inc);
+        }
+        self.engine = Some(e);
+        for i in &inc {
+            self.save_incident(i);
+        }
+        self.incidents.extend(inc);
+    }
+
+    /// Writes one incident as `<state>/incidents/<id>.json` (atomically: temp file, rename),
+    /// so `crosswire incidents` and `report` read it while the sensor runs.
+    fn save_incident(&mut self, i: &Incident) {
+        let safe = i.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        if !safe {
+            self.incident_write_errors += 1;
+            return;
+        }
+        let write = || -> std::io::Result<()> {
+            std::fs::create_dir_all(&self.incidents_dir)?;
+            let tmp = self.incidents_dir.join(format!(".{}.json.tmp", i.id));
+            let body = serde_json::to_vec_pretty(i).map_err(std::io::Error::other)?;
+            std::fs::write(&tmp, body)?;
+            std::fs::rename(&tmp, self.incidents_dir.join(format!("{}.json", i.id)))
+        };
+        if let Err(e) = write() {
+            self.incident_write_errors += 1;
+            tracing::warn!(error = %e, id = %i.id, "cannot write the incident file");
+        }
+    }
+
+    /// Incidents opened or updated since the last call, in the order they changed.
+    pub fn take_incidents(&mut self) -> Vec<Incident> {
+        std::mem::take(&mut self.incidents)
     }
 
     /// Analyses one observation now (no reordering).
@@ -424,8 +609,70 @@ impl Analyzer {
     }
 
     /// A device binding seen on the wire (DHCP lease, Kerberos ticket).
-    fn bind_device(&mut self, _o: &Obs) {
-        // TODO(issue 5): feed the device/user binding table.
+    fn bind_device(&mut self, o: &Obs) {
+        if !self.s.home_net.contains(o.client) {
+            self.counters.not_a_device += 1;
+            return;
+        }
+        let (mac, hostname, user, source, ttl_us) = match &o.what {
+            What::Lease { mac } => (
+                Some(
+                    mac.iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect::<Vec<_>>()
+                        .join(":"),
+                ),
+                (!o.name.is_empty()).then(|| o.name.clone()),
+                None,
+                correlate::BindingSource::Dhcp,
+                LEASE_TTL_US,
+            ),
+            _ => (
+                None,
+                None,
+                Some(o.name.clone()),
+                correlate::BindingSource::Kerberos,
+                TICKET_TTL_US,
+            ),
+        };
+        self.bindings.learn(&correlate::Observation {
+            ts_us: o.ts_us,
+            ip: o.client,
+            mac,
+            hostname,
+            user,
+            source,
+            ttl_us,
+        });
+    }
+
+    /// The analyzer's settings.
+    pub fn settings(&self) -> &Settings {
+        &self.s
+    }
+
+    /// The device/user binding table.
+    pub fn binding_table(&self) -> &BindingTable {
+        &self.bindings
+    }
+
+    /// Whether a registrable domain is on the popularity list.
+    pub fn is_popular(&self, domain: &str) -> bool {
+        self.scorer.pop.rank(domain).is_some()
+    }
+
+    /// The domains bound to `ip` (DNS answers) within the binding window before `ts_us`.
+    pub(super) fn bindings_on(&mut self, ip: IpAddr, ts_us: u64) -> Vec<Binding> {
+        let since = ts_us.saturating_sub(self.s.binding_ttl_us);
+        self.hist.bound_to(&mut self.store, ip, since)
+    }
+
+    /// How a domain scores at `ts_us` (no IP context), as the email-link model asks.
+    pub(super) fn score_at(&mut self, ts_us: u64, domain: &str, fqdn: &str) -> Scored {
+        let learning = self
+            .learn_start
+            .is_none_or(|l| ts_us < l.saturating_add(self.s.learning_period_us));
+        self.score(ts_us, domain, fqdn, None, learning)
     }
 
     /// Scores as of the observation's own time `now` (which is behind the analyzer's clock for a
@@ -465,14 +712,15 @@ impl Analyzer {
 
     fn breach(&mut self, model: &'static str, o: &Obs, score: u8) -> ModelBreach {
         *self.counters.breaches.entry(model).or_default() += 1;
+        let (mac, hostname) = self.bindings.device_facts(o.client, o.ts_us);
         ModelBreach {
             ts_us: o.ts_us,
             model,
             score,
             device: Some(Device {
                 ip: o.client,
-                mac: None,
-                hostname: None,
+                mac,
+                hostname,
             }),
             user: None,
             devices: Vec::new(),
@@ -699,10 +947,23 @@ impl Analyzer {
     /// Writes everything to the store now.
     pub fn commit(&mut self) -> bool {
         let models = serde_json::to_vec(&self.models).unwrap_or_default();
+        if let Some(e) = self.engine.as_mut() {
+            e.advance(self.now);
+        }
         let mut meta = vec![
             (META_NOW, self.now.to_le_bytes().to_vec()),
             (META_MODELS, models),
+            (
+                META_BINDINGS,
+                serde_json::to_vec(&self.bindings).unwrap_or_default(),
+            ),
         ];
+        if let Some(m) = &self.saas {
+            meta.push((META_SAAS, serde_json::to_vec(m.state()).unwrap_or_default()));
+        }
+        if let Some(e) = &self.engine {
+            meta.push((META_CORRELATE, serde_json::to_vec(e).unwrap_or_default()));
+        }
         if let Some(l) = self.learn_start {
             meta.push((META_LEARN_START, l.to_le_bytes().to_vec()));
         }
@@ -741,9 +1002,14 @@ impl Analyzer {
             "late_observations": c.late_observations,
             "records": c.records,
             "late_records": c.late_records,
+            "login_twins": c.login_twins,
             "held": self.held.len(),
             "devices": self.hist.known_devices(),
             "breaches": c.breaches,
+            "saas": self.saas.as_ref().map(SaasModels::counters),
+            "correlate": self.engine.as_ref().map(|e| json!(e.counters())),
+            "incident_write_errors": self.incident_write_errors,
+            "bindings": json!(self.bindings.counters()),
             "store": {
                 "commits": c.commits,
                 "commit_errors": self.store.commit_errors,
@@ -783,10 +1049,120 @@ impl Analyzer {
     }
 }
 
+/// Event time a sign-in waits for its twin from the other log.
+pub const TWIN_WAIT_US: u64 = 5 * 60_000_000;
+/// Wall-clock time a sign-in waits for its twin, live.
+pub const TWIN_HOLD: std::time::Duration = std::time::Duration::from_secs(30);
+/// Sign-ins waiting at once.
+const MAX_TWINS: usize = 10_000;
+
+/// A sign-in waiting for its twin.
+struct Twin {
+    rec: SaasEvent,
+    arrived: std::time::Instant,
+}
+
+/// The same sign-in seen in two logs: same user, address and outcome within two minutes
+/// (or the same correlation id).
+fn is_twin(a: &SaasEvent, b: &SaasEvent) -> bool {
+    let (
+        SaasKind::Login {
+            success: sa,
+            correlation_id: ca,
+            ..
+        },
+        SaasKind::Login {
+            success: sb,
+            correlation_id: cb,
+            ..
+        },
+    ) = (&a.kind, &b.kind)
+    else {
+        return false;
+    };
+    if a.user != b.user || sa != sb || a.schema == b.schema {
+        return false;
+    }
+    if let (Some(x), Some(y)) = (ca, cb)
+        && x == y
+    {
+        return true;
+    }
+    a.ip == b.ip && a.ts_us.abs_diff(b.ts_us) <= 120_000_000
+}
+
+/// Fills what `into` lacks (location, agent, ids) from its twin.
+fn merge_twin(into: &mut SaasEvent, from: &SaasEvent) {
+    if into.ip.is_none() {
+        into.ip = from.ip;
+    }
+    if let (
+        SaasKind::Login {
+            error_code,
+            country,
+            city,
+            geo,
+            user_agent,
+            correlation_id,
+            ..
+        },
+        SaasKind::Login {
+            error_code: e2,
+            country: c2,
+            city: ci2,
+            geo: g2,
+            user_agent: u2,
+            correlation_id: co2,
+            ..
+        },
+    ) = (&mut into.kind, &from.kind)
+    {
+        let fill = |a: &mut Option<String>, b: &Option<String>| {
+            if a.is_none() {
+                a.clone_from(b);
+            }
+        };
+        fill(error_code, e2);
+        fill(country, c2);
+        fill(city, ci2);
+        fill(user_agent, u2);
+        fill(correlation_id, co2);
+        if geo.is_none() {
+            *geo = *g2;
+        }
+    }
+}
+
+/// Loads the static device/user table; bad lines are logged with their line numbers.
+fn load_devices(t: &mut BindingTable, path: &Path) {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(file = %path.display(), error = %e, "cannot read the device table");
+            return;
+        }
+    };
+    match t.load_csv(&text) {
+        Ok(r) => {
+            for b in &r.bad_lines {
+                tracing::warn!("{}:{}: {}", path.display(), b.line, b.reason);
+            }
+            tracing::info!(file = %path.display(), loaded = r.loaded, bad = r.bad, "device table loaded");
+        }
+        Err(e) => {
+            tracing::error!(file = %path.display(), error = %e, "cannot load the device table")
+        }
+    }
+}
+
 impl Drop for Analyzer {
     fn drop(&mut self) {
         // A clean shutdown commits; `kill -9` loses at most one commit interval.
-        if self.hist.dirty() > 0 || !self.held.is_empty() || !self.preloaded.is_empty() {
+        if self.hist.dirty() > 0
+            || !self.held.is_empty()
+            || !self.preloaded.is_empty()
+            || !self.twins.is_empty()
+        {
             let mut sink = Vec::new();
             self.release(&mut sink, true);
             self.commit();

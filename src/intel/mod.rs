@@ -25,6 +25,7 @@ pub mod config;
 pub mod dga;
 pub mod feeds;
 pub mod history;
+pub mod joint;
 pub mod learn;
 pub mod lookalike;
 pub mod names;

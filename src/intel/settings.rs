@@ -197,6 +197,12 @@ pub struct Settings {
     /// Commit at least this often in event time, and whenever this many records are dirty.
     pub commit_interval_us: u64,
     pub commit_max_dirty: usize,
+    /// `[saas]` model tunables.
+    pub saas: crate::models::saas::SaasSettings,
+    /// `[correlate]` incident tunables.
+    pub correlate: crate::correlate::Settings,
+    /// `[correlate] devices_csv`: the static device/user table (`ip or cidr,mac,hostname,user`).
+    pub devices_csv: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -236,6 +242,9 @@ impl Default for Settings {
             max_feed_entries: 5_000_000,
             commit_interval_us: 60_000_000,
             commit_max_dirty: 50_000,
+            saas: Default::default(),
+            correlate: Default::default(),
+            devices_csv: None,
         }
     }
 }

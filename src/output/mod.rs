@@ -132,9 +132,12 @@ impl Intel {
                 let mut breaches = Vec::new();
                 let mut written = 0u64;
                 let mut line = Vec::with_capacity(1024);
+                // Breaches, then the incidents they opened or updated.
                 let mut write = |breaches: &mut Vec<crate::models::ModelBreach>,
+                                 a: &mut crate::intel::Analyzer,
                                  written: &mut u64| {
-                    if breaches.is_empty() {
+                    let incidents = a.take_incidents();
+                    if breaches.is_empty() && incidents.is_empty() {
                         return;
                     }
                     let mut out = lock_writer(&w);
@@ -143,6 +146,11 @@ impl Intel {
                         b.write_eve(&mut line);
                         let _ = out.write_all(&line);
                         *written += 1;
+                    }
+                    for i in &incidents {
+                        line.clear();
+                        i.write_eve(&mut line);
+                        let _ = out.write_all(&line);
                     }
                 };
                 let publish = |a: &crate::intel::Analyzer, written: u64| {
@@ -159,7 +167,7 @@ impl Intel {
                     match m {
                         IntelMsg::Obs(batch) => {
                             a.observe_batch(batch, &mut breaches);
-                            write(&mut breaches, &mut written);
+                            write(&mut breaches, &mut a, &mut written);
                             if published_at.elapsed() >= std::time::Duration::from_millis(500) {
                                 publish(&a, written);
                                 published_at = std::time::Instant::now();
@@ -167,7 +175,7 @@ impl Intel {
                         }
                         IntelMsg::Records(batch) => {
                             a.observe_records(batch, &mut breaches);
-                            write(&mut breaches, &mut written);
+                            write(&mut breaches, &mut a, &mut written);
                         }
                         IntelMsg::Reconfigure(s) => {
                             a.reconfigure(&s);
@@ -175,12 +183,12 @@ impl Intel {
                         }
                         IntelMsg::Tick => {
                             a.release(&mut breaches, false);
-                            write(&mut breaches, &mut written);
+                            write(&mut breaches, &mut a, &mut written);
                             publish(&a, written);
                         }
                         IntelMsg::Finish(reply) => {
                             a.finish(&mut breaches);
-                            write(&mut breaches, &mut written);
+                            write(&mut breaches, &mut a, &mut written);
                             let _ = reply.send(publish(&a, written));
                             return;
                         }
@@ -188,7 +196,7 @@ impl Intel {
                 }
                 // The output thread went away without a final request.
                 a.finish(&mut breaches);
-                write(&mut breaches, &mut written);
+                write(&mut breaches, &mut a, &mut written);
                 publish(&a, written);
             });
         match handle {
