@@ -59,6 +59,12 @@ pub struct Raw {
     /// Running as a service: privileges, metrics endpoint.
     #[serde(default)]
     pub service: RawService,
+    /// SaaS and email records: sources and model tunables.
+    #[serde(default)]
+    pub saas: crate::ingest::config::RawSaas,
+    /// Incidents: join window, opening thresholds, device/user table.
+    #[serde(default)]
+    pub correlate: crate::ingest::config::RawCorrelate,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -195,8 +201,10 @@ pub struct Config {
     pub allow_root: bool,
     /// `[service] metrics_listen`.
     pub metrics_listen: Option<std::net::SocketAddr>,
-    /// `[network]` and `[intel]`, validated.
+    /// `[network]`, `[intel]`, `[saas]` and `[correlate]` settings, validated.
     pub intel: crate::intel::Settings,
+    /// `[saas]` sources to start in service mode.
+    pub saas: crate::ingest::config::Sources,
 }
 
 impl Default for Config {
@@ -226,6 +234,7 @@ impl Default for Config {
             allow_root: false,
             metrics_listen: None,
             intel: crate::intel::Settings::default(),
+            saas: Default::default(),
         }
     }
 }
@@ -434,6 +443,7 @@ pub fn from_str(path: &Path, text: &str) -> Result<Config, Error> {
     }
     (c.intel, c.state_dir) =
         crate::intel::config::validate(path, raw.state, raw.network, raw.intel)?;
+    c.saas = crate::ingest::config::validate(path, raw.saas, raw.correlate, &mut c.intel)?;
     let svc = raw.service;
     if let Some(u) = svc.user {
         if u.is_empty() || u.contains(|ch: char| ch.is_whitespace() || ch == ':' || ch == '/') {
@@ -555,6 +565,44 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("service.user"), "{e}");
+    }
+
+    #[test]
+    fn saas_and_correlate_keys_validate() {
+        let c = check(
+            "[saas]\nfiles = [\"/var/lib/crosswire/saas\"]\nlearning_period = \"3d\"\ncountry_window = \"14d\"\n\
+             [correlate]\nwindow = \"24h\"\nopen_risk = 120\ndevices_csv = \"/etc/crosswire/devices.csv\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.saas.files, vec![PathBuf::from("/var/lib/crosswire/saas")]);
+        assert_eq!(c.intel.saas.learning_period_us, 3 * 86_400_000_000);
+        assert_eq!(c.intel.saas.country_window_us, 14 * 86_400_000_000);
+        assert_eq!(c.intel.correlate.window_us, 24 * 3_600_000_000);
+        assert_eq!(c.intel.correlate.open_risk, 120);
+        assert_eq!(
+            c.intel.devices_csv,
+            Some(PathBuf::from("/etc/crosswire/devices.csv"))
+        );
+        for (text, key) in [
+            (
+                "[saas]\nlearning_period = \"soon\"\n",
+                "saas.learning_period",
+            ),
+            ("[saas]\nfiles = 3\n", "files"),
+            ("[saas]\nwebhok = 1\n", "webhok"),
+            (
+                "[correlate]\nstrong_score = 101\n",
+                "correlate.strong_score",
+            ),
+            ("[correlate]\nwindow = \"1s\"\n", "correlate.window"),
+            (
+                "[saas.poller]\ntenant = \"t\"\nclient_id = \"c\"\nclient_secret_file = \"/x\"\ninterval = \"1s\"\n",
+                "saas.poller",
+            ),
+        ] {
+            let e = check(text).unwrap_err().to_string();
+            assert!(e.contains(key), "{text}: {e}");
+        }
     }
 
     #[test]

@@ -112,6 +112,33 @@ enum Cmd {
     },
     /// Validate a configuration file; exits non-zero naming the bad key and why.
     CheckConfig { file: PathBuf },
+    /// List the incidents in a state directory (works while the sensor runs).
+    Incidents {
+        /// State directory; overrides `[state] dir`. Default ./crosswire-state.
+        #[arg(long)]
+        state: Option<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// One JSON object per incident instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write one incident as a self-contained HTML page (timeline, entity graph, summary) or
+    /// as JSON.
+    Report {
+        /// Incident id (or an unambiguous prefix).
+        id: String,
+        #[arg(long)]
+        state: Option<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Write the HTML page here ("-" for stdout).
+        #[arg(long)]
+        html: Option<PathBuf>,
+        /// Write the incident as JSON here ("-" for stdout).
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -223,6 +250,79 @@ fn report(s: &Summary) -> ExitCode {
 fn real_main() -> Result<ExitCode> {
     let cli = Cli::parse();
     match cli.cmd {
+        Cmd::Incidents {
+            state,
+            config,
+            json,
+        } => {
+            let cfg = load(config.as_deref())?;
+            let dir = state_dir(&cfg, state, "crosswire-state");
+            let list = crosswire::correlate::store::list(&dir);
+            let mut out = std::io::stdout().lock();
+            if json {
+                for i in &list {
+                    serde_json::to_writer(&mut out, i)?;
+                    writeln!(out)?;
+                }
+            } else {
+                writeln!(
+                    out,
+                    "{:<17} {:>3} {:<8} {:<22} {:>6}  title",
+                    "id", "ver", "severity", "last event (UTC)", "events"
+                )?;
+                for i in &list {
+                    let last = crosswire::event::format_ts(i.last_ts);
+                    writeln!(
+                        out,
+                        "{:<17} {:>3} {:<8} {:<22} {:>6}  {}",
+                        i.id,
+                        i.version,
+                        i.severity.to_string(),
+                        last.get(..19).unwrap_or(&last),
+                        i.events.len(),
+                        i.title
+                    )?;
+                }
+                if list.is_empty() {
+                    writeln!(out, "(no incidents in {})", dir.display())?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Report {
+            id,
+            state,
+            config,
+            html,
+            json,
+        } => {
+            let cfg = load(config.as_deref())?;
+            let dir = state_dir(&cfg, state, "crosswire-state");
+            let inc =
+                crosswire::correlate::store::get(&dir, &id).map_err(|e| anyhow::anyhow!(e))?;
+            if html.is_none() && json.is_none() {
+                bail!("give --html FILE and/or --json FILE");
+            }
+            let write = |path: &Path, body: &[u8]| -> Result<()> {
+                if path == Path::new("-") {
+                    std::io::stdout().write_all(body)?;
+                } else {
+                    std::fs::write(path, body)
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                }
+                Ok(())
+            };
+            if let Some(p) = &json {
+                let mut body = serde_json::to_vec_pretty(&inc)?;
+                body.push(b'\n');
+                write(p, &body)?;
+            }
+            if let Some(p) = &html {
+                let v = serde_json::to_value(&inc)?;
+                write(p, crosswire::output::report::render_html(&v).as_bytes())?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::CheckConfig { file } => match config::load(&file) {
             Ok(_) => {
                 println!("{}: ok", file.display());

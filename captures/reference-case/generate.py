@@ -1248,6 +1248,10 @@ popularity_list = "captures/reference-case/popular.csv"
 # The attack starts at 14:02 UTC.
 learning_period = "13h"
 org_domains = ["example.com"]
+
+[correlate]
+# The static device/user table (the DHCP leases in the capture name the same hosts).
+devices_csv = "captures/reference-case/devices.csv"
 """
 
 

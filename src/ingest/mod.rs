@@ -6,6 +6,7 @@
 //! channel given by the caller; parsing and normalisation happen there, not here.
 
 pub mod client;
+pub mod config;
 pub mod file;
 pub mod parse;
 pub mod record;

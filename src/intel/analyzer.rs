@@ -488,8 +488,24 @@ impl Analyzer {
         let n = out.len();
         m.observe(r, self, out);
         self.saas = Some(m);
-        for b in &out[n..] {
+        for b in out.iter_mut().skip(n) {
             *self.counters.breaches.entry(b.model).or_default() += 1;
+            // Domains in breaches are registrable domains, the host goes to `fqdn`, as in the
+            // network breaches, so both join on the same entity.
+            if let Some(host) = b.domain.take() {
+                let fqdn = names::normalise(&host);
+                let reg = fqdn
+                    .as_deref()
+                    .and_then(names::registrable)
+                    .map(str::to_owned);
+                match (fqdn, reg) {
+                    (Some(f), Some(r)) => {
+                        b.fqdn.get_or_insert(f);
+                        b.domain = Some(r);
+                    }
+                    _ => b.domain = Some(host),
+                }
+            }
         }
         self.maybe_commit();
     }
