@@ -428,6 +428,12 @@ fn real_main() -> Result<ExitCode> {
             } else {
                 let stop = stop_flag()?;
                 let out = open_output(&cfg.eve)?;
+                if let Some(a) = intel.as_mut()
+                    && !cfg.saas.files.is_empty()
+                {
+                    let (recs, _) = crosswire::ingest::read_all(&cfg.saas.files);
+                    a.preload_records(recs);
+                }
                 let s = pipeline::replay_with_intel(&cfg, &cfg.files, out, &stop, intel);
                 Ok(report(&s))
             }
@@ -646,6 +652,22 @@ fn run_live(
             .with_context(|| format!("cannot listen for metrics on {addr}"))?;
         tracing::info!(%local, "metrics endpoint");
     }
+    let mut intel = intel;
+    // Committed read positions of the SaaS sources, read before the analyzer moves to its
+    // thread.
+    let mut resume = std::collections::HashMap::new();
+    if let Some(a) = intel.as_mut() {
+        for s in [
+            crosswire::ingest::run::FILES,
+            crosswire::ingest::run::POLLER,
+        ] {
+            if let Some(c) = a.source_checkpoint(s) {
+                resume.insert(s.to_string(), c);
+            }
+        }
+    } else if !cfg.saas.is_empty() {
+        bail!("[saas] sources need domain intelligence (a state directory)");
+    }
     let notifier = Notifier::from_env();
     let watchdog = crosswire::service::notify::watchdog_interval();
     let mut p = Pipeline::start_service(
@@ -655,6 +677,15 @@ fn run_live(
         intel,
         health.as_ref().map(|h| h.1.clone()),
     );
+    let sources = if cfg.saas.is_empty() {
+        None
+    } else {
+        let sent = p.records_sender();
+        Some(
+            crosswire::ingest::run::start(&cfg.saas, &mut |s| resume.get(s).cloned(), sent)
+                .context("cannot start the SaaS sources")?,
+        )
+    };
     let stats_tx = p.stats_sender();
     let metrics_tx = p.metrics_sender();
     let reconfigure_tx = p.reconfigure_sender();
@@ -701,6 +732,9 @@ fn run_live(
         }
     });
     notifier.stopping();
+    if let Some(s) = sources {
+        s.stop();
+    }
     if let Some((_, shared)) = &health {
         shared.healthy.store(false, Ordering::Relaxed);
     }

@@ -125,7 +125,7 @@ impl Pipeline {
 
     /// A handle that hands SaaS/email records from a live source to the analysis thread. Drop
     /// it before [`Pipeline::finish`].
-    pub fn records_sender(&self) -> impl Fn(Vec<crate::ingest::Record>) + use<> {
+    pub fn records_sender(&self) -> impl Fn(output::SourceBatch) + Send + use<> {
         let tx = self.out_tx.clone();
         move |batch| {
             let _ = tx.send(Msg::Records(batch));

@@ -10,6 +10,7 @@ pub mod config;
 pub mod file;
 pub mod parse;
 pub mod record;
+pub mod run;
 
 pub use record::{Direction, EmailEvent, EmailKind, Record, SaasEvent, SaasKind, Schema};
 pub mod poller;

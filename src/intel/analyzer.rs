@@ -48,7 +48,8 @@ pub const REORDER_MAX: usize = 100_000;
 /// together in event-time order.
 enum Item {
     Obs(Obs),
-    Record(Box<Record>),
+    /// A record, with the source batch it came in (live sources with a checkpoint).
+    Record(Box<Record>, Option<u64>),
 }
 
 /// An item waiting in the reorder buffer, ordered by (event time, arrival).
@@ -83,6 +84,20 @@ const META_MODELS: &str = "models";
 const META_SAAS: &str = "saas";
 const META_CORRELATE: &str = "correlate";
 const META_BINDINGS: &str = "bindings";
+/// Wall-clock pacing of commits of SaaS work.
+const SAAS_COMMIT_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+/// Prefix of a live source's committed read position.
+const META_CHECKPOINT: &str = "checkpoint:";
+/// Live source batches in analysis at once.
+const MAX_OPEN_BATCHES: usize = 100_000;
+
+/// A batch of records from a live source and its read position after the batch.
+struct Batch {
+    id: u64,
+    source: String,
+    remaining: usize,
+    checkpoint: Vec<u8>,
+}
 /// Lifetime of a binding learned from a DHCP lease (the lease time is not carried over).
 const LEASE_TTL_US: u64 = 24 * 3_600_000_000;
 /// Lifetime of a binding learned from a Kerberos ticket (a TGT's usual lifetime).
@@ -106,6 +121,8 @@ pub struct Counters {
     pub late_records: u64,
     /// Sign-ins folded into their twin from the other log.
     pub login_twins: u64,
+    /// Source batches given up on (more than `MAX_OPEN_BATCHES` open).
+    pub batches_dropped: u64,
     pub breaches: std::collections::BTreeMap<&'static str, u64>,
     pub feeds: LoadReport,
     pub popularity: LoadReport,
@@ -130,6 +147,15 @@ pub struct Analyzer {
     preloaded: std::collections::VecDeque<Record>,
     /// Sign-ins waiting for their twin from the other log.
     twins: std::collections::VecDeque<Twin>,
+    /// The batch of the record being analysed (live sources).
+    record_batch: Option<u64>,
+    /// Records analysed since the last commit.
+    saas_dirty: u64,
+    batch_seq: u64,
+    /// Live source batches not yet fully analysed, oldest first.
+    batches: std::collections::VecDeque<Batch>,
+    /// Read positions safe to commit, by source.
+    checkpoints: std::collections::BTreeMap<String, Vec<u8>>,
     seq: u64,
     newest: u64,
     live: bool,
@@ -236,6 +262,11 @@ impl Analyzer {
             held: std::collections::BinaryHeap::new(),
             preloaded: std::collections::VecDeque::new(),
             twins: std::collections::VecDeque::new(),
+            record_batch: None,
+            saas_dirty: 0,
+            batch_seq: 0,
+            batches: std::collections::VecDeque::new(),
+            checkpoints: std::collections::BTreeMap::new(),
             seq: 0,
             newest: 0,
             live: false,
@@ -343,7 +374,7 @@ impl Analyzer {
                 ts,
                 seq: self.seq,
                 arrived: now,
-                item: Item::Record(Box::new(r)),
+                item: Item::Record(Box::new(r), None),
             });
         }
         self.release(out, false);
@@ -410,10 +441,17 @@ impl Analyzer {
                 self.flush_twins(Some(h.ts), out);
                 match h.item {
                     Item::Obs(o) => self.observe(&o, out),
-                    Item::Record(r) => self.observe_record(&r, out),
+                    Item::Record(r, batch) => {
+                        self.record_batch = batch;
+                        self.observe_record(&r, out);
+                        self.record_batch = None;
+                    }
                 }
                 self.correlate_new(out, n);
             }
+        }
+        if self.saas_dirty > 0 {
+            self.maybe_commit();
         }
     }
 
@@ -427,6 +465,8 @@ impl Analyzer {
         }
         self.counters.records += 1;
         if self.learn_only {
+            let b = self.record_batch;
+            self.batch_done(b);
             return;
         }
         if let Record::Saas(e) = r
@@ -435,20 +475,94 @@ impl Analyzer {
             if let Some(t) = self.twins.iter_mut().find(|t| is_twin(&t.rec, e)) {
                 merge_twin(&mut t.rec, e);
                 self.counters.login_twins += 1;
+                let b = self.record_batch;
+                self.batch_done(b);
                 return;
             }
             self.twins.push_back(Twin {
                 rec: e.clone(),
                 arrived: std::time::Instant::now(),
+                batch: self.record_batch,
             });
             if self.twins.len() > MAX_TWINS
                 && let Some(t) = self.twins.pop_front()
             {
                 self.run_saas(&Record::Saas(t.rec), out);
+                self.batch_done(t.batch);
             }
             return;
         }
         self.run_saas(r, out);
+        let b = self.record_batch;
+        self.batch_done(b);
+    }
+
+    /// Takes a batch of records from a live source whose read position after the batch is
+    /// `checkpoint`. The checkpoint is committed with the analysis state only once every record
+    /// of this batch and of every earlier one went through the models, so a restart (even
+    /// `kill -9`) resumes the source exactly after the last record whose effect was committed:
+    /// nothing lost, nothing counted twice.
+    pub fn observe_source_batch(
+        &mut self,
+        source: &str,
+        records: Vec<Record>,
+        checkpoint: Vec<u8>,
+        out: &mut Vec<ModelBreach>,
+    ) {
+        self.batch_seq += 1;
+        let id = self.batch_seq;
+        if self.batches.len() >= MAX_OPEN_BATCHES {
+            // Never expected (batches complete within the reorder window); keep going but
+            // give up exactness for the oldest rather than grow without bound.
+            self.batches.pop_front();
+            self.counters.batches_dropped += 1;
+        }
+        self.batches.push_back(Batch {
+            id,
+            source: source.to_string(),
+            remaining: records.len(),
+            checkpoint,
+        });
+        let now = std::time::Instant::now();
+        for r in records {
+            let ts = r.ts_us();
+            self.newest = self.newest.max(ts);
+            self.seq += 1;
+            self.held.push(Held {
+                ts,
+                seq: self.seq,
+                arrived: now,
+                item: Item::Record(Box::new(r), Some(id)),
+            });
+        }
+        self.settle_batches();
+        self.release(out, false);
+    }
+
+    /// One record of batch `b` went through the models (or into a twin).
+    fn batch_done(&mut self, b: Option<u64>) {
+        let Some(b) = b else {
+            return;
+        };
+        if let Some(x) = self.batches.iter_mut().find(|x| x.id == b) {
+            x.remaining = x.remaining.saturating_sub(1);
+        }
+        self.settle_batches();
+    }
+
+    /// Moves the checkpoints of the leading finished batches to what the next commit writes.
+    fn settle_batches(&mut self) {
+        while self.batches.front().is_some_and(|b| b.remaining == 0) {
+            if let Some(b) = self.batches.pop_front() {
+                self.checkpoints.insert(b.source, b.checkpoint);
+                self.saas_dirty += 1;
+            }
+        }
+    }
+
+    /// The committed read position of a live source (`None` on a fresh state).
+    pub fn source_checkpoint(&mut self, source: &str) -> Option<Vec<u8>> {
+        self.store.meta(&format!("{META_CHECKPOINT}{source}"))
     }
 
     /// Hands the sign-ins whose twin wait is over (all with `upto` None) to the models.
@@ -465,23 +579,25 @@ impl Analyzer {
                     || (live && now.duration_since(t.arrived) >= TWIN_HOLD)
             }
         };
-        let mut ready: Vec<SaasEvent> = Vec::new();
+        let mut ready: Vec<Twin> = Vec::new();
         let mut keep = std::collections::VecDeque::with_capacity(self.twins.len());
         for t in self.twins.drain(..) {
             if due(&t) {
-                ready.push(t.rec);
+                ready.push(t);
             } else {
                 keep.push_back(t);
             }
         }
         self.twins = keep;
-        ready.sort_by_key(|e| e.ts_us);
-        for e in ready {
-            self.run_saas(&Record::Saas(e), out);
+        ready.sort_by_key(|t| t.rec.ts_us);
+        for t in ready {
+            self.run_saas(&Record::Saas(t.rec), out);
+            self.batch_done(t.batch);
         }
     }
 
     fn run_saas(&mut self, r: &Record, out: &mut Vec<ModelBreach>) {
+        self.saas_dirty += 1;
         let Some(mut m) = self.saas.take() else {
             return;
         };
@@ -955,7 +1071,10 @@ impl Analyzer {
     fn maybe_commit(&mut self) {
         let time_due = self.now >= self.last_commit.saturating_add(self.s.commit_interval_us)
             && self.last_commit_wall.elapsed() >= MIN_COMMIT_GAP;
-        if time_due || self.hist.dirty() >= self.s.commit_max_dirty {
+        // SaaS records do not move the packet clock: their work is committed by wall-clock
+        // pacing (durability only; no window depends on it).
+        let saas_due = self.saas_dirty > 0 && self.last_commit_wall.elapsed() >= SAAS_COMMIT_EVERY;
+        if time_due || saas_due || self.hist.dirty() >= self.s.commit_max_dirty {
             self.commit();
         }
     }
@@ -980,12 +1099,21 @@ impl Analyzer {
         if let Some(e) = &self.engine {
             meta.push((META_CORRELATE, serde_json::to_vec(e).unwrap_or_default()));
         }
+        let ckpt_keys: Vec<(String, Vec<u8>)> = self
+            .checkpoints
+            .iter()
+            .map(|(k, v)| (format!("{META_CHECKPOINT}{k}"), v.clone()))
+            .collect();
         if let Some(l) = self.learn_start {
             meta.push((META_LEARN_START, l.to_le_bytes().to_vec()));
+        }
+        for (k, v) in &ckpt_keys {
+            meta.push((k.as_str(), v.clone()));
         }
         let mut tables = self.hist.tables();
         let ok = self.store.commit(&mut tables, &meta);
         if ok {
+            self.saas_dirty = 0;
             self.counters.commits += 1;
             self.last_commit = self.now;
             self.last_commit_wall = std::time::Instant::now();
@@ -1076,6 +1204,8 @@ const MAX_TWINS: usize = 10_000;
 struct Twin {
     rec: SaasEvent,
     arrived: std::time::Instant,
+    /// Source batch of the record (done when the twin goes to the models).
+    batch: Option<u64>,
 }
 
 /// The same sign-in seen in two logs: same user, address and outcome within two minutes

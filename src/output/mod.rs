@@ -62,7 +62,7 @@ pub type SharedTotals = Arc<Mutex<Vec<WorkerTotals>>>;
 pub enum Msg {
     Events(Vec<Event>),
     /// Normalised SaaS/email records from a live source, for the analysis thread.
-    Records(Vec<crate::ingest::Record>),
+    Records(SourceBatch),
     /// A reloaded configuration for domain intelligence (SIGHUP).
     Reconfigure(Box<crate::intel::Settings>),
     /// Refresh the metrics endpoint's snapshot with these capture counters (no EVE line).
@@ -100,9 +100,17 @@ fn lock_writer(w: &SharedWriter) -> std::sync::MutexGuard<'_, Box<dyn Write + Se
 /// Observations queued for the domain-intelligence thread (in batches, one per event batch).
 const INTEL_QUEUE: usize = 256;
 
+/// Records from a live source, with the source's read position after them (committed with
+/// the analysis state once they are analysed) when it has one.
+pub struct SourceBatch {
+    pub source: String,
+    pub records: Vec<crate::ingest::Record>,
+    pub checkpoint: Option<Vec<u8>>,
+}
+
 enum IntelMsg {
     Obs(Vec<crate::intel::Obs>),
-    Records(Vec<crate::ingest::Record>),
+    Records(SourceBatch),
     /// Analyse what is due and publish the counters.
     Tick,
     Reconfigure(Box<crate::intel::Settings>),
@@ -173,8 +181,13 @@ impl Intel {
                                 published_at = std::time::Instant::now();
                             }
                         }
-                        IntelMsg::Records(batch) => {
-                            a.observe_records(batch, &mut breaches);
+                        IntelMsg::Records(b) => {
+                            match b.checkpoint {
+                                Some(c) => {
+                                    a.observe_source_batch(&b.source, b.records, c, &mut breaches)
+                                }
+                                None => a.observe_records(b.records, &mut breaches),
+                            }
                             write(&mut breaches, &mut a, &mut written);
                         }
                         IntelMsg::Reconfigure(s) => {

@@ -16,6 +16,7 @@ mod cli;
 mod flood;
 mod intel;
 mod live;
+mod saas;
 mod service;
 
 pub(crate) fn bin() -> &'static str {
