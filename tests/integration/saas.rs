@@ -509,3 +509,43 @@ fn saas_file_ingest_survives_kill_9_without_loss_or_repeat() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The public real captures, learned first and then replayed against the learned state, open
+/// no `Possible Hijack` incident (and, today, no incident at all).
+#[test]
+fn real_captures_after_learning_open_no_hijack_incident() {
+    let Some(real) = crate::shared_real() else {
+        return;
+    };
+    let state = tempdir();
+    let learn = Command::new(bin())
+        .arg("learn")
+        .arg(&real)
+        .arg("--state")
+        .arg(&state)
+        .output()
+        .expect("run crosswire learn");
+    assert!(learn.status.success());
+    let eve = state.join("eve.json");
+    let out = Command::new(bin())
+        .arg("replay")
+        .arg(&real)
+        .arg("--state")
+        .arg(&state)
+        .arg("--eve")
+        .arg(&eve)
+        .output()
+        .expect("run crosswire replay");
+    assert!(out.status.success());
+    let list = incidents(&state);
+    let titles: Vec<String> = list
+        .iter()
+        .map(|i| i["title"].as_str().unwrap_or("").to_string())
+        .collect();
+    println!(
+        "real captures after learning: {} incidents {titles:?}",
+        list.len()
+    );
+    assert!(!titles.iter().any(|t| t == HIJACK), "{titles:?}");
+    let _ = std::fs::remove_dir_all(&state);
+}
