@@ -40,6 +40,10 @@ pub struct RawSaas {
     /// Sent messages in an hour above this (and 5x the user's usual peak) is a spike.
     /// Default 50.
     pub spike_min_hourly: Option<u32>,
+    /// MaxMind-format City or Country database (GeoLite2/GeoIP2/DB-IP) for login locations.
+    pub geoip_city: Option<PathBuf>,
+    /// MaxMind-format ASN database for login networks.
+    pub geoip_asn: Option<PathBuf>,
     /// HTTPS webhook for pushed records (Event Hub forwarders and the like).
     pub webhook: Option<WebhookConfig>,
     /// Office 365 Management Activity API poller.

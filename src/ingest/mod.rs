@@ -8,6 +8,7 @@
 pub mod client;
 pub mod config;
 pub mod file;
+pub mod geoip;
 pub mod parse;
 pub mod record;
 pub mod run;

@@ -172,6 +172,8 @@ pub struct Analyzer {
     /// `<state>/incidents`: one JSON file per incident, for `crosswire incidents` / `report`.
     incidents_dir: std::path::PathBuf,
     incident_write_errors: u64,
+    /// GeoIP/ASN databases for SaaS logins, when configured.
+    geoip: Option<crate::ingest::geoip::GeoIp>,
 }
 
 impl Analyzer {
@@ -278,6 +280,7 @@ impl Analyzer {
             incidents: Vec::new(),
             incidents_dir: state_dir.join("incidents"),
             incident_write_errors: 0,
+            geoip: open_geoip(s),
         })
     }
 
@@ -311,6 +314,9 @@ impl Analyzer {
             && let Some(p) = &s.devices_csv
         {
             load_devices(&mut self.bindings, p);
+        }
+        if (&s.geoip_city, &s.geoip_asn) != (&self.s.geoip_city, &self.s.geoip_asn) {
+            self.geoip = open_geoip(s);
         }
         self.s = s.clone();
         self.reloads += 1;
@@ -788,6 +794,11 @@ impl Analyzer {
         &self.bindings
     }
 
+    /// GeoIP/ASN facts for an address, when databases are configured.
+    pub fn geo_lookup(&self, ip: IpAddr) -> Option<crate::models::saas::Geo> {
+        self.geoip.as_ref()?.lookup(ip)
+    }
+
     /// Whether a registrable domain is on the popularity list.
     pub fn is_popular(&self, domain: &str) -> bool {
         self.scorer.pop.rank(domain).is_some()
@@ -1153,6 +1164,7 @@ impl Analyzer {
             "saas": self.saas.as_ref().map(SaasModels::counters),
             "correlate": self.engine.as_ref().map(|e| json!(e.counters())),
             "incident_write_errors": self.incident_write_errors,
+            "geoip": self.geoip.as_ref().map(|g| json!(g.stats())),
             "bindings": json!(self.bindings.counters()),
             "store": {
                 "commits": c.commits,
@@ -1275,6 +1287,25 @@ fn merge_twin(into: &mut SaasEvent, from: &SaasEvent) {
         fill(correlation_id, co2);
         if geo.is_none() {
             *geo = *g2;
+        }
+    }
+}
+
+/// Opens the configured GeoIP databases; a failure is logged and lookups answer nothing.
+fn open_geoip(s: &Settings) -> Option<crate::ingest::geoip::GeoIp> {
+    if s.geoip_city.is_none() && s.geoip_asn.is_none() {
+        return None;
+    }
+    match crate::ingest::geoip::GeoIp::open(s.geoip_city.as_deref(), s.geoip_asn.as_deref()) {
+        Ok(g) => {
+            for d in g.databases() {
+                tracing::info!("GeoIP database: {d}");
+            }
+            Some(g)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot open the GeoIP databases");
+            None
         }
     }
 }

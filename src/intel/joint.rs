@@ -44,9 +44,8 @@ impl saas::Context for Analyzer {
         )
     }
 
-    fn geo(&self, _ip: IpAddr) -> Option<Geo> {
-        // TODO(issue 4): MaxMind-format mmdb lookups (country, ASN, coordinates).
-        None
+    fn geo(&self, ip: IpAddr) -> Option<Geo> {
+        self.geo_lookup(ip)
     }
 }
 

@@ -203,6 +203,9 @@ pub struct Settings {
     pub correlate: crate::correlate::Settings,
     /// `[correlate] devices_csv`: the static device/user table (`ip or cidr,mac,hostname,user`).
     pub devices_csv: Option<PathBuf>,
+    /// `[saas] geoip_city` and `geoip_asn`: mmdb files for login locations and networks.
+    pub geoip_city: Option<PathBuf>,
+    pub geoip_asn: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -245,6 +248,8 @@ impl Default for Settings {
             saas: Default::default(),
             correlate: Default::default(),
             devices_csv: None,
+            geoip_city: None,
+            geoip_asn: None,
         }
     }
 }

@@ -549,3 +549,116 @@ fn real_captures_after_learning_open_no_hijack_incident() {
     assert!(!titles.iter().any(|t| t == HIJACK), "{titles:?}");
     let _ = std::fs::remove_dir_all(&state);
 }
+
+/// `[saas.webhook]` in a running sensor: a POST without the token is refused with 401, one with
+/// it is accepted (202) and its records reach the SaaS models; a bad line among good ones is
+/// rejected alone.
+#[test]
+fn webhook_in_the_running_sensor_takes_records_with_the_token_only() {
+    if let Some(why) = crate::live::skip_reason(&["python3"]) {
+        println!("SKIPPED: {why}");
+        return;
+    }
+    let _one_at_a_time = crate::live::exclusive();
+    let dir = tempdir();
+    // A throw-away CA and server certificate for 127.0.0.1.
+    let ca_key = rcgen::KeyPair::generate().expect("key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "crosswire test CA");
+    let ca_cert = ca_params.self_signed(&ca_key).expect("ca");
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let leaf_key = rcgen::KeyPair::generate().expect("key");
+    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .expect("params")
+        .signed_by(&leaf_key, &issuer)
+        .expect("leaf");
+    let file = |name: &str, body: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, body).expect("write");
+        p
+    };
+    let ca = file("ca.pem", &ca_cert.pem());
+    let cert = file("cert.pem", &leaf.pem());
+    let key = file("key.pem", &leaf_key.serialize_pem());
+    let token = "crosswire-test-token-0123456789";
+    let tokens = file("tokens", &format!("{token}\n"));
+    let cfg = file(
+        "crosswire.toml",
+        &format!(
+            "[saas.webhook]\nlisten = \"127.0.0.1:18443\"\ncert_file = \"{}\"\nkey_file = \"{}\"\ntoken_file = \"{}\"\n",
+            cert.display(),
+            key.display(),
+            tokens.display()
+        ),
+    );
+    let ns = format!("cwhook{}", std::process::id());
+    let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+    assert!(
+        Command::new("ip")
+            .args(["netns", "add", &ns])
+            .status()
+            .is_ok_and(|s| s.success())
+    );
+    let _ = Command::new("ip")
+        .args(["-n", &ns, "link", "set", "lo", "up"])
+        .status();
+    let sensor = Tailing::start(&ns, &cfg, &dir.join("state"), &dir.join("eve.json"));
+    let mut body = String::new();
+    for i in 0..20 {
+        body.push_str(&format!(
+            r#"{{"CreationTime":"2024-03-01T10:00:{i:02}","Id":"w-{i}","Operation":"Send","RecordType":2,"UserId":"user@example.com","ClientIP":"198.51.100.7","Workload":"Exchange","ResultStatus":"Succeeded"}}"#
+        ));
+        body.push('\n');
+        if i == 10 {
+            body.push_str("{not json\n");
+        }
+    }
+    let body_file = file("body.ndjson", &body);
+    // Python's own TLS client, trusting only the test CA: prints the status and the answer.
+    let post = |auth: &str| -> String {
+        let script = format!(
+            "import ssl,sys,urllib.request,urllib.error,time\n\
+             ctx=ssl.create_default_context(cafile='{ca}')\n\
+             data=open('{body}','rb').read()\n\
+             for attempt in range(100):\n\
+             \x20 req=urllib.request.Request('https://127.0.0.1:18443/v1/records',data=data,headers={{'Content-Type':'application/x-ndjson'{auth}}})\n\
+             \x20 try:\n\
+             \x20   r=urllib.request.urlopen(req,context=ctx,timeout=10); print(r.status, r.read().decode()); break\n\
+             \x20 except urllib.error.HTTPError as e:\n\
+             \x20   print(e.code, e.read().decode()); break\n\
+             \x20 except (ConnectionError, urllib.error.URLError):\n\
+             \x20   time.sleep(0.2)\n",
+            ca = ca.display(),
+            body = body_file.display(),
+        );
+        let out = Command::new("ip")
+            .args(["netns", "exec", &ns, "python3", "-c", &script])
+            .output()
+            .expect("run python3");
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    let refused = post("");
+    let wrong = post(",'Authorization':'Bearer not-the-token-at-all-000'");
+    let accepted = post(&format!(",'Authorization':'Bearer {token}'"));
+    println!("webhook: no token -> {refused} wrong token -> {wrong} token -> {accepted}");
+    assert!(accepted.starts_with("202"), "{accepted}");
+    let (sends, _) = sensor.wait_for("20 records from the webhook", |(n, _)| n >= 20);
+    drop(sensor);
+    let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+    assert!(refused.starts_with("401"), "{refused}");
+    assert!(wrong.starts_with("401"), "{wrong}");
+    assert!(accepted.starts_with("202"), "{accepted}");
+    assert!(
+        accepted.contains("\"accepted\":20") && accepted.contains("\"rejected\":1"),
+        "{accepted}"
+    );
+    assert_eq!(sends, 20);
+    let _ = std::fs::remove_dir_all(&dir);
+}
