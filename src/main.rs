@@ -630,6 +630,20 @@ fn run_live(
         .with_context(|| format!("cannot open EVE output {}", cfg.eve))?;
     // The capture handle and the output are open: root is no longer needed. `capture` drops
     // too when the configuration names a user; `run` refuses to stay root without one.
+    if let Some(user) = &cfg.service_user {
+        let eve = Path::new(&cfg.eve);
+        let mut owned: Vec<&Path> = Vec::new();
+        if cfg.eve != "-" && cfg.eve != "syslog" {
+            owned.push(eve);
+        }
+        if let Some(dir) = cfg.state_dir.as_deref() {
+            owned.push(dir);
+            let incidents = dir.join("incidents");
+            let _ = std::fs::create_dir_all(&incidents);
+            privdrop::hand_over(user, &[&incidents]).map_err(|e| anyhow::anyhow!(e))?;
+        }
+        privdrop::hand_over(user, &owned).map_err(|e| anyhow::anyhow!(e))?;
+    }
     match &cfg.service_user {
         Some(user) => match privdrop::drop_to(user).map_err(|e| anyhow::anyhow!(e))? {
             privdrop::Outcome::Dropped { uid, gid } => {

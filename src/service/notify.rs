@@ -3,6 +3,10 @@
 //! abstract socket). Written by hand: the protocol is one datagram of `KEY=value` lines, and the
 //! crates that wrap it pull in a C library or `unsafe` for no gain. Without `$NOTIFY_SOCKET`
 //! (not run by systemd) every call does nothing.
+//!
+//! The socket is non-blocking: when the receiver does not read (its queue holds only a few
+//! datagrams), a notification is dropped and counted, and the capture loop that sends them
+//! never waits.
 
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::time::Duration;
@@ -10,6 +14,8 @@ use std::time::Duration;
 /// A handle on the notification socket.
 pub struct Notifier {
     sock: Option<(UnixDatagram, SocketAddr)>,
+    /// Notifications dropped because the receiver's queue was full (or it was gone).
+    dropped: std::cell::Cell<u64>,
 }
 
 impl Notifier {
@@ -17,23 +23,35 @@ impl Notifier {
     pub fn from_env() -> Self {
         Notifier {
             sock: std::env::var_os("NOTIFY_SOCKET").and_then(|p| open(&p.to_string_lossy())),
+            dropped: Default::default(),
         }
     }
 
     /// A notifier for the socket at `path` (tests).
     pub fn to_path(path: &str) -> Self {
-        Notifier { sock: open(path) }
+        Notifier {
+            sock: open(path),
+            dropped: Default::default(),
+        }
     }
 
     pub fn is_active(&self) -> bool {
         self.sock.is_some()
     }
 
-    /// Sends raw `KEY=value` lines; errors are ignored (systemd may be restarting).
+    /// Sends raw `KEY=value` lines without waiting; a failure (queue full, systemd
+    /// restarting) drops the notification and counts it.
     pub fn send(&self, msg: &str) {
-        if let Some((s, addr)) = &self.sock {
-            let _ = s.send_to_addr(msg.as_bytes(), addr);
+        if let Some((s, addr)) = &self.sock
+            && s.send_to_addr(msg.as_bytes(), addr).is_err()
+        {
+            self.dropped.set(self.dropped.get() + 1);
         }
+    }
+
+    /// Notifications dropped so far.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.get()
     }
 
     pub fn ready(&self, status: &str) {
@@ -73,6 +91,7 @@ fn open(path: &str) -> Option<(UnixDatagram, SocketAddr)> {
         return None;
     };
     let sock = UnixDatagram::unbound().ok()?;
+    sock.set_nonblocking(true).ok()?;
     Some((sock, addr))
 }
 
@@ -125,6 +144,22 @@ mod tests {
         n.watchdog();
         let len = server.recv(&mut buf).unwrap();
         assert_eq!(&buf[..len], b"WATCHDOG=1");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_receiver_that_does_not_read_never_blocks_the_sender() {
+        let dir = std::env::temp_dir().join(format!("cw-notify-full-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("n.sock");
+        let _ = std::fs::remove_file(&path);
+        let _server = UnixDatagram::bind(&path).unwrap();
+        let n = Notifier::to_path(path.to_str().unwrap());
+        // Far more than a unix datagram queue holds (net.unix.max_dgram_qlen, 10 by default).
+        for _ in 0..1000 {
+            n.status("capturing");
+        }
+        assert!(n.dropped() > 0);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

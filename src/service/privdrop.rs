@@ -14,6 +14,24 @@ pub enum Outcome {
     NotRoot,
 }
 
+/// Hands `paths` (files and directories the process opened or will create files in as root:
+/// the EVE file, the state directory) to `user` before the switch, so that reopening the EVE file
+/// after logrotate and writing incident files still work afterwards. Paths that do not exist are
+/// skipped; nothing happens when not root.
+pub fn hand_over(user: &str, paths: &[&std::path::Path]) -> Result<(), String> {
+    if !Uid::effective().is_root() {
+        return Ok(());
+    }
+    let u = User::from_name(user)
+        .map_err(|e| format!("cannot look up user {user}: {e}"))?
+        .ok_or_else(|| format!("user {user} does not exist"))?;
+    for p in paths.iter().filter(|p| p.exists()) {
+        std::os::unix::fs::chown(p, Some(u.uid.as_raw()), Some(u.gid.as_raw()))
+            .map_err(|e| format!("cannot hand {} to {user}: {e}", p.display()))?;
+    }
+    Ok(())
+}
+
 /// Switches to `user` (and its primary group) and clears all capability sets, including the
 /// bounding and ambient sets, so that nothing can be regained by exec. Fails without changing
 /// anything when the user does not exist.

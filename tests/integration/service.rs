@@ -186,6 +186,25 @@ fn run_drops_privileges_notifies_serves_metrics_and_stops_cleanly() {
     let n = notify.recv(&mut buf).expect("a notification");
     let first = String::from_utf8_lossy(&buf[..n]).into_owned();
     assert!(first.contains("READY=1"), "first notification: {first}");
+    // From here on a reader keeps the notification queue drained, as systemd does (crosswire
+    // drops notifications rather than wait when nobody reads).
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    {
+        let sock = notify.try_clone().expect("clone notify socket");
+        let seen = seen.clone();
+        let _ = sock.set_read_timeout(Some(Duration::from_millis(200)));
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 512];
+            let t0 = std::time::Instant::now();
+            while t0.elapsed() < Duration::from_secs(300) {
+                if let Ok(n) = sock.recv(&mut buf)
+                    && let Ok(mut v) = seen.lock()
+                {
+                    v.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                }
+            }
+        });
+    }
     let pid = child.id();
     // `ip netns exec` execs crosswire: same pid.
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -253,7 +272,12 @@ fn run_drops_privileges_notifies_serves_metrics_and_stops_cleanly() {
             || metric("crosswire_service_config_reload_failures_total") == Some(1.0),
             20
         ),
-        "bad configuration counted as rejected; service log:\n{}",
+        "bad configuration counted as rejected; metrics:\n{}\nservice log:\n{}",
+        http_get(&ns.0, port, "/metrics")
+            .lines()
+            .filter(|l| l.contains("reload") || l.starts_with("HTTP"))
+            .collect::<Vec<_>>()
+            .join("\n"),
         std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default()
     );
     assert_eq!(metric("crosswire_intel_breach_threshold"), Some(77.0));
@@ -294,15 +318,11 @@ fn run_drops_privileges_notifies_serves_metrics_and_stops_cleanly() {
         "events after the reopen"
     );
     // STOPPING=1 was among the notifications.
-    let mut saw_stopping = false;
-    notify
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .expect("timeout");
-    while let Ok(n) = notify.recv(&mut buf) {
-        if String::from_utf8_lossy(&buf[..n]).contains("STOPPING=1") {
-            saw_stopping = true;
-        }
-    }
+    std::thread::sleep(Duration::from_millis(500));
+    let saw_stopping = seen
+        .lock()
+        .map(|v| v.iter().any(|m| m.contains("STOPPING=1")))
+        .unwrap_or(false);
     assert!(saw_stopping, "STOPPING=1 sent");
     let _ = std::io::stdout().flush();
 }
