@@ -174,6 +174,8 @@ pub struct Analyzer {
     incident_write_errors: u64,
     /// GeoIP/ASN databases for SaaS logins, when configured.
     geoip: Option<crate::ingest::geoip::GeoIp>,
+    /// RDAP registration dates, when `[intel] rdap_url` is set.
+    rdap: Option<super::rdap::Rdap>,
 }
 
 impl Analyzer {
@@ -281,6 +283,7 @@ impl Analyzer {
             incidents_dir: state_dir.join("incidents"),
             incident_write_errors: 0,
             geoip: open_geoip(s),
+            rdap: if learn_only { None } else { start_rdap(s) },
         })
     }
 
@@ -317,6 +320,9 @@ impl Analyzer {
         }
         if (&s.geoip_city, &s.geoip_asn) != (&self.s.geoip_city, &self.s.geoip_asn) {
             self.geoip = open_geoip(s);
+        }
+        if s.rdap_url != self.s.rdap_url && !self.learn_only {
+            self.rdap = start_rdap(s);
         }
         self.s = s.clone();
         self.reloads += 1;
@@ -838,6 +844,13 @@ impl Analyzer {
             None => Vec::new(),
         };
         let rec = self.hist.domains.get(&mut self.store, domain).cloned();
+        // RDAP only where no feed dates the domain; a pending lookup answers a later event.
+        let rdap_day = match (&self.rdap, self.scorer.regs.get(domain)) {
+            (Some(r), None | Some(super::feeds::Registered::Listed)) => {
+                r.registration(domain).day()
+            }
+            _ => None,
+        };
         self.scorer.score(
             &self.s,
             &Facts {
@@ -849,6 +862,7 @@ impl Analyzer {
                 ip,
                 cohosted: &cohosted,
                 learning,
+                rdap_day,
             },
         )
     }
@@ -1165,6 +1179,7 @@ impl Analyzer {
             "correlate": self.engine.as_ref().map(|e| json!(e.counters())),
             "incident_write_errors": self.incident_write_errors,
             "geoip": self.geoip.as_ref().map(|g| json!(g.stats())),
+            "rdap": self.rdap.as_ref().map(super::rdap::Rdap::counters),
             "bindings": json!(self.bindings.counters()),
             "store": {
                 "commits": c.commits,
@@ -1287,6 +1302,22 @@ fn merge_twin(into: &mut SaasEvent, from: &SaasEvent) {
         fill(correlation_id, co2);
         if geo.is_none() {
             *geo = *g2;
+        }
+    }
+}
+
+/// Starts the RDAP client for `[intel] rdap_url`; a failure is logged and scoring goes on
+/// with the feeds alone.
+fn start_rdap(s: &Settings) -> Option<super::rdap::Rdap> {
+    let url = s.rdap_url.as_deref()?;
+    match super::rdap::Rdap::start(super::rdap::RdapConfig::new(url)) {
+        Ok(r) => {
+            tracing::info!(url, "RDAP lookups on");
+            Some(r)
+        }
+        Err(e) => {
+            tracing::error!(url, error = %e, "cannot start the RDAP client");
+            None
         }
     }
 }

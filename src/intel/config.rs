@@ -59,8 +59,9 @@ pub struct RawIntel {
     /// History is built and "new domain" evidence ignored for this long after the first event.
     /// Default "7d".
     pub learning_period: Option<String>,
-    /// RDAP base URL for registration dates (RFC 9083). Validated; the client is not built yet.
-    // TODO(issue 3): RDAP client (async, cached, rate-limited, timeouts) feeding Registrations.
+    /// RDAP base URL for registration dates of domains no feed dates (RFC 9082/9083): looked
+    /// up in the background (cached, rate-limited, with timeouts); off when absent. https, or
+    /// http to loopback only.
     pub rdap_url: Option<String>,
     /// TLDs that add to a domain's score. Default: a list of commonly abused TLDs.
     pub risky_tlds: Option<Vec<String>>,

@@ -29,6 +29,7 @@ pub mod joint;
 pub mod learn;
 pub mod lookalike;
 pub mod names;
+pub mod rdap;
 pub mod score;
 pub mod settings;
 

@@ -28,6 +28,8 @@ pub struct Facts<'a> {
     pub cohosted: &'a [Binding],
     /// Inside the learning period: novelty and rarity do not count.
     pub learning: bool,
+    /// Registration day (days since the epoch) from RDAP, used when no feed dates the domain.
+    pub rdap_day: Option<i64>,
 }
 
 /// A score and its reasons.
@@ -75,7 +77,14 @@ impl Scorer {
             reasons.push(format!("on the popularity list (rank {r})"));
         }
         let today = (f.now / 86_400_000_000) as i64;
-        match self.regs.get(f.domain) {
+        let (registered, source) = match (self.regs.get(f.domain), f.rdap_day) {
+            (Some(Registered::On(d)), _) => (Some(Registered::On(d)), "feed"),
+            (Some(Registered::Listed), Some(d)) | (None, Some(d)) => {
+                (Some(Registered::On(d)), "RDAP")
+            }
+            (other, None) => (other, "feed"),
+        };
+        match registered {
             Some(Registered::On(day)) => {
                 let age = (today - day).max(0);
                 if age <= i64::from(s.young_days) {
@@ -87,10 +96,10 @@ impl Scorer {
                         1.0 - 0.5 * (age - 7) as f64 / f64::from(s.young_days.max(8) - 7)
                     };
                     pts += (f64::from(w.young_registration) * scale).round() as i32;
-                    reasons.push(format!("registered {age} days ago (feed)"));
+                    reasons.push(format!("registered {age} days ago ({source})"));
                 } else if age > 365 {
                     pts += w.old_registration;
-                    reasons.push(format!("registered {age} days ago (feed)"));
+                    reasons.push(format!("registered {age} days ago ({source})"));
                 }
             }
             Some(Registered::Listed) => {
@@ -249,6 +258,7 @@ mod tests {
             ip: Some("193.222.96.91".parse().unwrap()),
             cohosted: co,
             learning: false,
+            rdap_day: None,
         }
     }
 
