@@ -5,6 +5,11 @@
 //! within a small Damerau–Levenshtein distance of it, carries it as a hyphen-separated token
 //! (`microsoft-login`), or when a subdomain label is the protected name on someone else's
 //! domain (`microsoft.login-verify.top`). The protected names' own domains never match.
+//!
+//! The organisation's own name as a subdomain is how SaaS vendors name a customer's tenant
+//! (`example.okta.com`, `example.vendor-crm.com`), so for org domains the subdomain rule needs
+//! the whole domain inside the name (`example.com.verify-login.top`, `example.com-sso.top`);
+//! brands keep the plain label rule.
 
 use unicode_security::skeleton;
 
@@ -18,29 +23,38 @@ const MIN_EDIT_LEN: usize = 5;
 pub struct Protected {
     /// Registrable domains that are genuinely the organisation's or a brand's own.
     own: Vec<String>,
-    /// (label, its skeleton).
-    labels: Vec<(String, String)>,
+    /// (label, its skeleton, whether it is an org domain's label rather than a brand).
+    labels: Vec<(String, String, bool)>,
+    /// The organisation's own registrable domains.
+    org: Vec<String>,
 }
 
 impl Protected {
     /// From org domains (`example.com`) and brand names (`microsoft` or `microsoft.com`).
     pub fn new(org_domains: &[String], brands: &[String]) -> Protected {
         let mut p = Protected::default();
-        for d in org_domains.iter().chain(brands) {
+        let all = org_domains
+            .iter()
+            .map(|d| (d, true))
+            .chain(brands.iter().map(|b| (b, false)));
+        for (d, is_org) in all {
             let Some(n) = names::normalise(d) else {
                 continue;
             };
             let label = match names::registrable(&n) {
                 Some(r) => {
                     p.own.push(r.to_string());
+                    if is_org {
+                        p.org.push(r.to_string());
+                    }
                     names::registrable_label(r).to_string()
                 }
                 None => n.clone(),
             };
             let label = unicode_label(&label);
-            if label.len() >= 3 && !p.labels.iter().any(|(l, _)| *l == label) {
+            if label.len() >= 3 && !p.labels.iter().any(|(l, _, _)| *l == label) {
                 let sk = skel(&label);
-                p.labels.push((label, sk));
+                p.labels.push((label, sk, is_org));
             }
         }
         p
@@ -57,7 +71,7 @@ impl Protected {
         }
         let label = unicode_label(names::registrable_label(reg));
         let sk = skel(&label);
-        for (target, tsk) in &self.labels {
+        for (target, tsk, is_org) in &self.labels {
             if label == *target {
                 // Same label on another suffix (microsoft.top): a classic lookalike.
                 return Some(format!("uses the name {target} on another suffix"));
@@ -76,7 +90,20 @@ impl Protected {
                 return Some(format!("{label} carries the name {target}"));
             }
             if target.len() >= 4 && names::sub_labels(fqdn, reg).any(|l| l == target) {
-                return Some(format!("subdomain {target} on unrelated domain {reg}"));
+                if !*is_org {
+                    return Some(format!("subdomain {target} on unrelated domain {reg}"));
+                }
+                // A tenant name on a vendor's domain, unless the whole org domain is there.
+                let whole = self.org.iter().find(|o| {
+                    let o = o.as_str();
+                    fqdn.starts_with(&format!("{o}."))
+                        || fqdn.starts_with(&format!("{o}-"))
+                        || fqdn.contains(&format!(".{o}."))
+                        || fqdn.contains(&format!(".{o}-"))
+                });
+                if let Some(o) = whole {
+                    return Some(format!("{o} inside unrelated domain {reg}"));
+                }
             }
         }
         None
@@ -175,5 +202,28 @@ mod tests {
         assert_eq!(p.check("www.wikipedia.org", "wikipedia.org"), None);
         assert_eq!(p.check("thecalebgroup.top", "thecalebgroup.top"), None);
         assert_eq!(Protected::new(&[], &[]).check("a.com", "a.com"), None);
+        // The organisation's tenant on a vendor's domain.
+        assert_eq!(
+            p.check("example-corp.bluepeak-crm.com", "bluepeak-crm.com"),
+            None
+        );
+    }
+
+    #[test]
+    fn the_whole_org_domain_inside_another_name_is_a_lookalike() {
+        let p = p();
+        let why = p
+            .check("example-corp.com.verify-login.top", "verify-login.top")
+            .unwrap();
+        assert!(why.contains("example-corp.com"), "{why}");
+        assert!(
+            p.check("sso.example-corp.com-login.top", "com-login.top")
+                .is_some()
+        );
+        // Brands keep the plain subdomain rule.
+        assert!(
+            p.check("paypal.account-check.top", "account-check.top")
+                .is_some()
+        );
     }
 }
