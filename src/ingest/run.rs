@@ -23,6 +23,22 @@ pub const BATCH_RECORDS: usize = 1000;
 /// Raw records queued between the network tasks and their parser.
 const RAW_QUEUE: usize = 4096;
 
+/// The sources' counters, by source, for the `stats` event (`saas_sources`) and `/metrics`.
+static STATS: std::sync::Mutex<std::collections::BTreeMap<&'static str, serde_json::Value>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+fn publish(source: &'static str, v: serde_json::Value) {
+    if let Ok(mut m) = STATS.lock() {
+        m.insert(source, v);
+    }
+}
+
+/// The running sources' counters, `None` when no source runs in this process.
+pub fn stats() -> Option<serde_json::Value> {
+    let m = STATS.lock().ok()?;
+    (!m.is_empty()).then(|| serde_json::json!(*m))
+}
+
 /// Source names, also the keys of their committed read positions.
 pub const FILES: &str = "files";
 pub const POLLER: &str = "poller";
@@ -113,6 +129,7 @@ fn files_loop(
                 file::Item::Ignored { .. } => {}
             });
         }
+        publish(FILES, serde_json::json!(src.counters()));
         let now = src.checkpoint();
         if !records.is_empty() || now != last {
             send(SourceBatch {
@@ -162,6 +179,14 @@ async fn net_tasks(
                 if let Ok(a) = server.local_addr() {
                     tracing::info!(listen = %a, "SaaS webhook listening");
                 }
+                let counters = server.stats();
+                let stop2 = stop.clone();
+                tasks.spawn(async move {
+                    while !stop2.load(Ordering::Relaxed) {
+                        publish(WEBHOOK, serde_json::json!(counters.snapshot()));
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                });
                 tasks.spawn(async move {
                     if let Err(e) = server.run(stopped()).await {
                         tracing::error!(error = %e, "SaaS webhook stopped");
@@ -232,6 +257,7 @@ async fn net_tasks(
                         if let Err(e) = &res {
                             crate::warn_limited!(failing, error = %e, "Management Activity API poll failed; retrying");
                         }
+                        publish(POLLER, serde_json::json!(p.stats().snapshot()));
                         send(SourceBatch {
                             source: POLLER.into(),
                             records,

@@ -448,7 +448,7 @@ pub fn stats_json(
         })
     });
     let f = &w.flow;
-    json!({
+    let mut v = json!({
         "timestamp": event::format_ts(c.last_ts_us),
         "event_type": "stats",
         "stats": {
@@ -508,5 +508,9 @@ pub fn stats_json(
             "output": { "write_errors": o.write_errors },
             "memory": memory(),
         }
-    })
+    });
+    if let Some(src) = crate::ingest::run::stats() {
+        v["stats"]["saas_sources"] = src;
+    }
+    v
 }

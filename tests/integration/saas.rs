@@ -650,6 +650,21 @@ fn webhook_in_the_running_sensor_takes_records_with_the_token_only() {
     println!("webhook: no token -> {refused} wrong token -> {wrong} token -> {accepted}");
     assert!(accepted.starts_with("202"), "{accepted}");
     let (sends, _) = sensor.wait_for("20 records from the webhook", |(n, _)| n >= 20);
+    // The webhook's own counters are in the stats (and so in /metrics).
+    let t0 = Instant::now();
+    let hook = loop {
+        let h = std::fs::read_to_string(&sensor.eve)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .rfind(|v| v["event_type"] == "stats")
+            .map(|v| v["stats"]["saas_sources"]["webhook"].clone())
+            .unwrap_or(Value::Null);
+        if h["accepted"] == 20 || t0.elapsed() > Duration::from_secs(10) {
+            break h;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
     drop(sensor);
     let _ = Command::new("ip").args(["netns", "del", &ns]).status();
     assert!(refused.starts_with("401"), "{refused}");
@@ -660,5 +675,8 @@ fn webhook_in_the_running_sensor_takes_records_with_the_token_only() {
         "{accepted}"
     );
     assert_eq!(sends, 20);
+    assert_eq!(hook["accepted"], 20, "{hook}");
+    assert_eq!(hook["rejected"], 1, "{hook}");
+    assert_eq!(hook["unauthorised"], 2, "{hook}");
     let _ = std::fs::remove_dir_all(&dir);
 }
