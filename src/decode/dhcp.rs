@@ -111,6 +111,8 @@ impl std::error::Error for Error {}
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Events(u8);
 
+super::event_set_methods!(Events);
+
 impl Events {
     /// An option ran past the end of its area; it and the rest of the area were dropped.
     pub const TRUNCATED: Events = Events(1 << 0);
@@ -130,28 +132,6 @@ impl Events {
         (Events::OPTION_CAP, "option_cap"),
         (Events::NO_END, "no_end_option"),
     ];
-
-    /// No event recorded.
-    pub fn is_empty(self) -> bool {
-        self.0 == 0
-    }
-
-    /// All bits of `other` are set in `self`.
-    pub fn contains(self, other: Events) -> bool {
-        self.0 & other.0 == other.0
-    }
-
-    fn insert(&mut self, other: Events) {
-        self.0 |= other.0;
-    }
-
-    /// Snake_case names of the events set, for stats counters.
-    pub fn reasons(self) -> impl Iterator<Item = &'static str> {
-        Self::ALL
-            .into_iter()
-            .filter(move |(e, _)| self.contains(*e))
-            .map(|(_, name)| name)
-    }
 }
 
 /// BOOTP `op` field.

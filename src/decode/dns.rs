@@ -207,6 +207,8 @@ pub enum NameError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Events(u16);
 
+super::event_set_methods!(Events);
+
 impl Events {
     /// A section ended before its header count (or a record's rdata runs past the end).
     pub const TRUNCATED: Events = Events(1 << 0);
@@ -238,28 +240,6 @@ impl Events {
         (Events::QUESTION_CAP, "question_cap"),
         (Events::RECORD_CAP, "record_cap"),
     ];
-
-    /// No event recorded.
-    pub fn is_empty(self) -> bool {
-        self.0 == 0
-    }
-
-    /// All bits of `other` are set in `self`.
-    pub fn contains(self, other: Events) -> bool {
-        self.0 & other.0 == other.0
-    }
-
-    fn insert(&mut self, other: Events) {
-        self.0 |= other.0;
-    }
-
-    /// Snake_case names of the events set, for stats counters.
-    pub fn reasons(self) -> impl Iterator<Item = &'static str> {
-        Self::ALL
-            .into_iter()
-            .filter(move |(e, _)| self.contains(*e))
-            .map(|(_, name)| name)
-    }
 }
 
 impl From<NameError> for Events {

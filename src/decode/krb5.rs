@@ -144,6 +144,8 @@ impl std::error::Error for Error {}
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Events(u8);
 
+super::event_set_methods!(Events);
+
 impl Events {
     /// The message continues past the payload; fields after the cut are missing.
     pub const PARTIAL: Events = Events(1 << 0);
@@ -166,28 +168,6 @@ impl Events {
         (Events::LIST_CAP, "list_cap"),
         (Events::MSG_TYPE_MISMATCH, "msg_type_mismatch"),
     ];
-
-    /// No event recorded.
-    pub fn is_empty(self) -> bool {
-        self.0 == 0
-    }
-
-    /// All bits of `other` are set in `self`.
-    pub fn contains(self, other: Events) -> bool {
-        self.0 & other.0 == other.0
-    }
-
-    fn insert(&mut self, other: Events) {
-        self.0 |= other.0;
-    }
-
-    /// Snake_case names of the events set, for stats counters.
-    pub fn reasons(self) -> impl Iterator<Item = &'static str> {
-        Self::ALL
-            .into_iter()
-            .filter(move |(e, _)| self.contains(*e))
-            .map(|(_, name)| name)
-    }
 }
 
 /// Message type, from the application tag.
