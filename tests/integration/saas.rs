@@ -473,7 +473,10 @@ fn saas_file_ingest_survives_kill_9_without_loss_or_repeat() {
     )
     .expect("config");
     let ns = format!("cwsaas{}", std::process::id());
-    let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+    let _ = Command::new("ip")
+        .args(["netns", "del", &ns])
+        .stderr(Stdio::null())
+        .status();
     assert!(
         Command::new("ip")
             .args(["netns", "add", &ns])
@@ -501,7 +504,10 @@ fn saas_file_ingest_survives_kill_9_without_loss_or_repeat() {
     std::thread::sleep(Duration::from_secs(3));
     let (n, _) = run2.progress();
     drop(run2);
-    let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+    let _ = Command::new("ip")
+        .args(["netns", "del", &ns])
+        .stderr(Stdio::null())
+        .status();
     println!("saas_file_ingest_survives_kill_9: {n} records analysed once each (6500 written)");
     assert_eq!(
         n, 6500,
@@ -595,7 +601,10 @@ fn webhook_in_the_running_sensor_takes_records_with_the_token_only() {
         ),
     );
     let ns = format!("cwhook{}", std::process::id());
-    let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+    let _ = Command::new("ip")
+        .args(["netns", "del", &ns])
+        .stderr(Stdio::null())
+        .status();
     assert!(
         Command::new("ip")
             .args(["netns", "add", &ns])
@@ -666,7 +675,10 @@ fn webhook_in_the_running_sensor_takes_records_with_the_token_only() {
         std::thread::sleep(Duration::from_millis(200));
     };
     drop(sensor);
-    let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+    let _ = Command::new("ip")
+        .args(["netns", "del", &ns])
+        .stderr(Stdio::null())
+        .status();
     assert!(refused.starts_with("401"), "{refused}");
     assert!(wrong.starts_with("401"), "{wrong}");
     assert!(accepted.starts_with("202"), "{accepted}");
