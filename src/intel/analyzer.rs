@@ -845,8 +845,12 @@ impl Analyzer {
         };
         let rec = self.hist.domains.get(&mut self.store, domain).cloned();
         // RDAP only where no feed dates the domain; a pending lookup answers a later event.
+        // Popular domains are never looked up: they cannot breach, and the lookups are rate
+        // limited.
         let rdap_day = match (&self.rdap, self.scorer.regs.get(domain)) {
-            (Some(r), None | Some(super::feeds::Registered::Listed)) => {
+            (Some(r), None | Some(super::feeds::Registered::Listed))
+                if self.scorer.pop.rank(domain).is_none() =>
+            {
                 r.registration(domain).day()
             }
             _ => None,
