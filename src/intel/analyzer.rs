@@ -377,18 +377,7 @@ impl Analyzer {
         batch: impl IntoIterator<Item = Record>,
         out: &mut Vec<ModelBreach>,
     ) {
-        let now = std::time::Instant::now();
-        for r in batch {
-            let ts = r.ts_us();
-            self.newest = self.newest.max(ts);
-            self.seq += 1;
-            self.held.push(Held {
-                ts,
-                seq: self.seq,
-                arrived: now,
-                item: Item::Record(Box::new(r), None),
-            });
-        }
+        self.hold_records(batch, None);
         self.release(out, false);
     }
 
@@ -535,6 +524,13 @@ impl Analyzer {
             remaining: records.len(),
             checkpoint,
         });
+        self.hold_records(records, Some(id));
+        self.settle_batches();
+        self.release(out, false);
+    }
+
+    /// Puts records (of source batch `batch`, if any) into the reorder buffer.
+    fn hold_records(&mut self, records: impl IntoIterator<Item = Record>, batch: Option<u64>) {
         let now = std::time::Instant::now();
         for r in records {
             let ts = r.ts_us();
@@ -544,11 +540,9 @@ impl Analyzer {
                 ts,
                 seq: self.seq,
                 arrived: now,
-                item: Item::Record(Box::new(r), Some(id)),
+                item: Item::Record(Box::new(r), batch),
             });
         }
-        self.settle_batches();
-        self.release(out, false);
     }
 
     /// One record of batch `b` went through the models (or into a twin).

@@ -432,6 +432,26 @@ impl Drop for Tailing {
     }
 }
 
+/// A fresh network namespace with only its loopback up (nothing in it reaches the host's
+/// network); its name.
+fn private_netns(tag: &str) -> String {
+    let ns = format!("{tag}{}", std::process::id());
+    let _ = Command::new("ip")
+        .args(["netns", "del", &ns])
+        .stderr(Stdio::null())
+        .status();
+    assert!(
+        Command::new("ip")
+            .args(["netns", "add", &ns])
+            .status()
+            .is_ok_and(|s| s.success())
+    );
+    let _ = Command::new("ip")
+        .args(["-n", &ns, "link", "set", "lo", "up"])
+        .status();
+    ns
+}
+
 fn append_sends(path: &Path, from: u32, n: u32) {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
@@ -472,20 +492,7 @@ fn saas_file_ingest_survives_kill_9_without_loss_or_repeat() {
         ),
     )
     .expect("config");
-    let ns = format!("cwsaas{}", std::process::id());
-    let _ = Command::new("ip")
-        .args(["netns", "del", &ns])
-        .stderr(Stdio::null())
-        .status();
-    assert!(
-        Command::new("ip")
-            .args(["netns", "add", &ns])
-            .status()
-            .is_ok_and(|s| s.success())
-    );
-    let _ = Command::new("ip")
-        .args(["-n", &ns, "link", "set", "lo", "up"])
-        .status();
+    let ns = private_netns("cwsaas");
     let a = saas.join("a.ndjson");
     append_sends(&a, 0, 3000);
     let run1 = Tailing::start(&ns, &cfg, &state, &dir.join("eve1.json"));
@@ -600,20 +607,7 @@ fn webhook_in_the_running_sensor_takes_records_with_the_token_only() {
             tokens.display()
         ),
     );
-    let ns = format!("cwhook{}", std::process::id());
-    let _ = Command::new("ip")
-        .args(["netns", "del", &ns])
-        .stderr(Stdio::null())
-        .status();
-    assert!(
-        Command::new("ip")
-            .args(["netns", "add", &ns])
-            .status()
-            .is_ok_and(|s| s.success())
-    );
-    let _ = Command::new("ip")
-        .args(["-n", &ns, "link", "set", "lo", "up"])
-        .status();
+    let ns = private_netns("cwhook");
     let sensor = Tailing::start(&ns, &cfg, &dir.join("state"), &dir.join("eve.json"));
     let mut body = String::new();
     for i in 0..20 {
