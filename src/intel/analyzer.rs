@@ -840,7 +840,9 @@ impl Analyzer {
         let rec = self.hist.domains.get(&mut self.store, domain).cloned();
         // RDAP only where no feed dates the domain; a pending lookup answers a later event.
         // Popular domains are never looked up: they cannot breach, and the lookups are rate
-        // limited.
+        // limited. Answers come on the wall clock: live, a later sighting of the domain uses
+        // them; a fast replay analyses in event-time order at its own pace and mostly scores
+        // before any answer is back.
         let rdap_day = match (&self.rdap, self.scorer.regs.get(domain)) {
             (Some(r), None | Some(super::feeds::Registered::Listed))
                 if self.scorer.pop.rank(domain).is_none() =>

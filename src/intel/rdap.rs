@@ -528,13 +528,6 @@ impl Ctx {
     }
 }
 
-// TODO(issue 3): end to end through the analyzer (replaying captures/reference-case with
-// `rdap_url` at a loopback Python server), the first lookup completed and the other workers
-// then stayed "in flight" without another request for the rest of the run (requests 1,
-// in_flight 4, no timeouts or errors counted); the module's own tests against a hyper server
-// pass. gdb showed the `rdap` thread in epoll_wait with no timeout, i.e. no timer pending, so
-// the workers wait on something without a deadline (not the rate-limit sleep, not a request,
-// which has one). Find it before turning RDAP on anywhere.
 async fn worker(
     mut client: Client,
     rx: Arc<tokio::sync::Mutex<mpsc::Receiver<String>>>,
