@@ -291,6 +291,33 @@ mod tests {
     }
 
     #[test]
+    fn rdap_dates_a_domain_no_feed_dates_but_never_overrides_a_feed() {
+        let s = Settings::default();
+        let r = rec(NOW, 1, NOW);
+        let today = (NOW / 86_400_000_000) as i64;
+        let mut f = facts("thecalebgroup.top", "thecalebgroup.top", &r, &[]);
+        f.rdap_day = Some(today - 2);
+        let v = scorer().score(&s, &f);
+        assert!(
+            v.reasons
+                .iter()
+                .any(|x| x == "registered 2 days ago (RDAP)"),
+            "{v:?}"
+        );
+        assert!(v.young && v.score >= s.breach_threshold, "{v:?}");
+        // The feed's date wins over an RDAP answer.
+        let mut f = facts("latovafineart.life", "latovafineart.life", &r, &[]);
+        f.rdap_day = Some(today - 900);
+        let v = scorer().score(&s, &f);
+        assert!(
+            v.reasons
+                .iter()
+                .any(|x| x == "registered 4 days ago (feed)"),
+            "{v:?}"
+        );
+    }
+
+    #[test]
     fn novelty_alone_stays_quiet() {
         let s = Settings::default();
         let r = rec(NOW, 1, NOW);
