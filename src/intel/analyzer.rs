@@ -585,6 +585,11 @@ impl Analyzer {
                     || (live && now.duration_since(t.arrived) >= TWIN_HOLD)
             }
         };
+        // Sign-ins wait in arrival order: while the oldest is not due, none is looked at (this
+        // runs before every analysed item).
+        if upto.is_some() && self.twins.front().is_some_and(|t| !due(t)) {
+            return;
+        }
         let mut ready: Vec<Twin> = Vec::new();
         let mut keep = std::collections::VecDeque::with_capacity(self.twins.len());
         for t in self.twins.drain(..) {
