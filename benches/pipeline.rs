@@ -13,6 +13,10 @@ use std::time::{Duration, Instant};
 use crosswire::config::Config;
 use crosswire::pipeline;
 
+/// The allocator the crosswire binary uses, so that the bench measures what ships.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Runs `f` repeatedly for at least `min` and returns the best (fastest) packets/s.
 fn measure(min: Duration, packets: u64, mut f: impl FnMut()) -> f64 {
     let start = Instant::now();

@@ -9,6 +9,7 @@
 
 pub mod file;
 pub mod live;
+pub mod pcapfile;
 
 use std::hash::BuildHasher;
 use std::time::{Duration, Instant};
@@ -189,9 +190,15 @@ impl Dispatcher {
         (h % n as u64) as usize
     }
 
-    /// Adds one packet; sends its worker's batch when full.
+    /// Adds one packet received now; sends its worker's batch when full.
     pub fn push(&mut self, link_type: i32, ts_us: u64, data: &[u8]) {
         let recv = self.now_ns();
+        self.push_received(link_type, ts_us, recv, data);
+    }
+
+    /// Adds one packet received at `recv` ([`Dispatcher::now_ns`] clock). File replay reads
+    /// the clock once per run of packets instead of once per packet.
+    pub fn push_received(&mut self, link_type: i32, ts_us: u64, recv: u64, data: &[u8]) {
         self.counters.packets += 1;
         self.counters.bytes += data.len() as u64;
         self.counters.last_ts_us = ts_us;
