@@ -710,6 +710,16 @@ fn decode<T>(buf: &[u8], wanted: u8, f: impl FnOnce(&[u8]) -> Result<T, Error>) 
     }
 }
 
+/// Total length (header included) of the non-handshake record (ChangeCipherSpec, alert,
+/// application data) whose valid header starts `buf`, or `None`. Such a record can be skipped
+/// by its header alone, without buffering its body.
+pub fn other_record_len(buf: &[u8]) -> Option<usize> {
+    match RecordHeader::read(buf) {
+        Ok(Some(h)) if h.content_type != CONTENT_HANDSHAKE => Some(h.total()),
+        _ => None,
+    }
+}
+
 /// Decodes the ClientHello starting at `buf[0]` (a record boundary).
 pub fn client_hello(buf: &[u8]) -> Parse<ClientHello> {
     decode(buf, HS_CLIENT_HELLO, decode_client_hello)

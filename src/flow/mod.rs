@@ -237,11 +237,15 @@ enum App {
     Dns,
     /// Kerberos over TCP: 4-byte length-prefixed messages.
     Krb5,
+    /// `skip`: body bytes of a non-handshake record still to pass over (skipped by its header,
+    /// never buffered).
     TlsClient {
         records: u8,
+        skip: u32,
     },
     TlsServer {
         records: u8,
+        skip: u32,
     },
     HttpClient(Box<http::ClientParser>),
     HttpServer(Box<http::ServerParser>),
@@ -802,8 +806,14 @@ fn run_app(
                     App::Krb5
                 } else if tls::looks_like_record(buf) {
                     match buf.get(5) {
-                        Some(1) => App::TlsClient { records: 0 },
-                        Some(2) => App::TlsServer { records: 0 },
+                        Some(1) => App::TlsClient {
+                            records: 0,
+                            skip: 0,
+                        },
+                        Some(2) => App::TlsServer {
+                            records: 0,
+                            skip: 0,
+                        },
                         _ => App::Scan { scanned: 0 },
                     }
                 } else if http::looks_like_request(buf) {
@@ -850,7 +860,26 @@ fn run_app(
                 }
                 consumed = 4 + len;
             }
-            App::TlsClient { records } => match tls::client_hello(buf) {
+            App::TlsClient { records, skip }
+                if *skip > 0 || *records > 0 && tls::other_record_len(buf).is_some() =>
+            {
+                // After the hello: pass over encrypted records by their headers.
+                if *skip == 0 {
+                    // The client moved on: its hello will not be completed by a server hello
+                    // we have not seen by now (one-sided capture).
+                    if let Some((pd, ts, _recv, ev)) = tf.pending_tls.take().map(|b| *b) {
+                        out.push(Event {
+                            meta: base.meta(pd, ts, ctx.recv_ns),
+                            kind: Kind::Tls(Box::new(ev)),
+                        });
+                    }
+                    *records += 1;
+                    *skip = tls::other_record_len(buf).unwrap_or(0) as u32;
+                }
+                consumed = (*skip as usize).min(buf.len());
+                *skip -= consumed as u32;
+            }
+            App::TlsClient { records, .. } => match tls::client_hello(buf) {
                 tls::Parse::Done(ch, n) => {
                     if let Some((pd, ts, _recv, ev)) = tf.pending_tls.take().map(|b| *b) {
                         out.push(Event {
@@ -891,8 +920,19 @@ fn run_app(
                     d.app = App::Done;
                 }
             },
-            App::TlsServer { records } => match tls::server_hello(buf) {
+            App::TlsServer { records, skip }
+                if *skip > 0 || *records > 0 && tls::other_record_len(buf).is_some() =>
+            {
+                if *skip == 0 {
+                    *records += 1;
+                    *skip = tls::other_record_len(buf).unwrap_or(0) as u32;
+                }
+                consumed = (*skip as usize).min(buf.len());
+                *skip -= consumed as u32;
+            }
+            App::TlsServer { records, .. } => match tls::server_hello(buf) {
                 tls::Parse::Done(sh, n) => {
+                    let retry = sh.hello_retry;
                     if let Some((pd, ts, _recv, mut ev)) = tf.pending_tls.take().map(|b| *b) {
                         ev.server = Some(sh);
                         out.push(Event {
@@ -902,6 +942,11 @@ fn run_app(
                     }
                     consumed = n;
                     *records += 1;
+                    if !retry {
+                        // Nothing after a ServerHello is decoded (certificates and the rest
+                        // of the handshake are not logged): stop reading this direction.
+                        d.app = App::Done;
+                    }
                 }
                 tls::Parse::Skip(n) => {
                     consumed = n;
@@ -923,10 +968,16 @@ fn run_app(
             App::Scan { scanned } => {
                 if let Some(k) = tls::find_client_hello(buf) {
                     consumed = k;
-                    d.app = App::TlsClient { records: 0 };
+                    d.app = App::TlsClient {
+                        records: 0,
+                        skip: 0,
+                    };
                 } else if let Some(k) = find_server_hello(buf) {
                     consumed = k;
-                    d.app = App::TlsServer { records: 0 };
+                    d.app = App::TlsServer {
+                        records: 0,
+                        skip: 0,
+                    };
                 } else {
                     // Keep a tail that could be the start of a record header.
                     consumed = buf.len().saturating_sub(5);
@@ -940,7 +991,7 @@ fn run_app(
         }
         // Enforce the caps of the TLS states.
         match d.app {
-            App::TlsClient { records } | App::TlsServer { records }
+            App::TlsClient { records, .. } | App::TlsServer { records, .. }
                 if records > TLS_MAX_RECORDS =>
             {
                 d.app = App::Done;
