@@ -68,6 +68,8 @@ impl Pipeline {
         // Each message carries the events of one batch (up to 256 packets): 64 messages bound the
         // events waiting for the output thread to about 16 k.
         let (out_tx, out_rx) = bounded::<Msg>(64);
+        // Emptied event vectors, back from the output thread.
+        let (spare_tx, spare_rx) = bounded::<Vec<Event>>(64 + n);
         let (recycle_tx, recycle_rx) = bounded::<Batch>(n * cfg.queue_batches + n);
         let mut senders = Vec::with_capacity(n);
         let mut workers = Vec::with_capacity(n);
@@ -82,6 +84,7 @@ impl Pipeline {
                 rx,
                 recycle: recycle_tx.clone(),
                 out: out_tx.clone(),
+                spare: spare_rx.clone(),
                 shared: shared.clone(),
                 table: flow::Table::new(limits),
                 defrag: defrag::Defrag::new(cfg.defrag),
@@ -99,7 +102,17 @@ impl Pipeline {
             let shared = shared.clone();
             std::thread::Builder::new()
                 .name("crosswire-output".into())
-                .spawn(move || output::run(out_rx, out, shared, epoch, intel, lossless, metrics))
+                .spawn(move || {
+                    output::run(
+                        (out_rx, spare_tx),
+                        out,
+                        shared,
+                        epoch,
+                        intel,
+                        lossless,
+                        metrics,
+                    )
+                })
         };
         let output = match output {
             Ok(h) => h,
@@ -185,6 +198,7 @@ struct Worker {
     rx: Receiver<Batch>,
     recycle: Sender<Batch>,
     out: Sender<Msg>,
+    spare: Receiver<Vec<Event>>,
     shared: SharedTotals,
     table: flow::Table,
     defrag: defrag::Defrag,
@@ -201,7 +215,10 @@ impl Worker {
             }
             let _ = self.recycle.try_send(batch);
             if !events.is_empty() {
-                let _ = self.out.send(Msg::Events(std::mem::take(&mut events)));
+                let fresh = self.spare.try_recv().unwrap_or_default();
+                let _ = self
+                    .out
+                    .send(Msg::Events(std::mem::replace(&mut events, fresh)));
             }
             // Counters reach `stats` within PUBLISH_EVERY; a lock per batch would cost more.
             if published.elapsed() >= PUBLISH_EVERY {

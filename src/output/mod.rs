@@ -13,7 +13,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, Sender};
 use hdrhistogram::Histogram;
 use serde_json::{Map, Value, json};
 
@@ -272,8 +272,9 @@ impl Intel {
 /// Runs the output loop until every sender is gone. Returns the totals. With an analyzer,
 /// domain intelligence runs on its own thread fed from here; `lossless` (replay) makes this
 /// thread wait for it rather than drop observations.
+/// `queues`: the messages in, and the emptied event vectors back to the workers.
 pub fn run(
-    rx: Receiver<Msg>,
+    queues: (Receiver<Msg>, Sender<Vec<Event>>),
     w: Box<dyn Write + Send>,
     shared: SharedTotals,
     epoch: Instant,
@@ -281,6 +282,7 @@ pub fn run(
     lossless: bool,
     metrics: Option<Arc<crate::service::metrics::Shared>>,
 ) -> OutputTotals {
+    let (rx, spare) = queues;
     let w: SharedWriter = Arc::new(Mutex::new(w));
     let mut totals = OutputTotals::default();
     let mut intel = intel.and_then(|a| Intel::start(a, w.clone(), lossless));
@@ -328,6 +330,11 @@ pub fn run(
                     }
                     i.send(obs);
                 }
+                // The emptied vector goes back to the workers, so that steady state allocates
+                // no event vectors (a full return queue just drops it).
+                let mut evs = evs;
+                evs.clear();
+                let _ = spare.try_send(evs);
             }
             Msg::Records(batch) => {
                 if let Some(i) = intel.as_mut() {
