@@ -346,6 +346,12 @@ fn is_tchar(c: u8) -> bool {
 /// Bytes as a String: valid UTF-8 kept, invalid bytes and ASCII control
 /// characters written as `\xNN` (tshark's presentation).
 fn escape(bytes: &[u8]) -> String {
+    // The common case, printable ASCII only, is one copy.
+    if bytes.iter().all(|&b| (0x20..0x7f).contains(&b)) {
+        return std::str::from_utf8(bytes)
+            .map(str::to_owned)
+            .unwrap_or_default();
+    }
     let mut s = String::with_capacity(bytes.len());
     for chunk in bytes.utf8_chunks() {
         for c in chunk.valid().chars() {
@@ -1270,6 +1276,14 @@ fn parse_response_lenient(head: &[u8], line1_lf: usize) -> Result<(Response, Fie
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn escape_keeps_printable_ascii_and_utf8_and_marks_the_rest() {
+        assert_eq!(escape(b"GET /a?b=c d~"), "GET /a?b=c d~");
+        assert_eq!(escape(b""), "");
+        assert_eq!(escape(b"a\x01\x7f\xffb\tc"), "a\\x01\\x7f\\xffb\\x09c");
+        assert_eq!(escape("caf\u{e9}".as_bytes()), "caf\u{e9}");
+    }
     use super::*;
 
     /// Feeds `data` in pieces of `chunk` bytes the way the caller does

@@ -13,7 +13,7 @@
 pub mod tcp;
 
 use std::collections::{BTreeMap, VecDeque};
-use std::hash::{Hash, Hasher};
+use std::hash::Hash;
 use std::net::IpAddr;
 
 use crate::decode::net::{Frame, L4, Tunnel};
@@ -688,12 +688,31 @@ fn is_dns_port(sp: u16, dp: u16) -> bool {
 
 /// Stable flow id from the key and the flow's first packet time: the same input always gives the
 /// same ids. Kept below 2^53 so that every JSON reader holds it exactly.
+///
+/// The mix is crosswire's own (a fixed sequence of multiply-xorshift rounds, as in splitmix64)
+/// rather than a library hasher, so the ids cannot change with a dependency's version; it is
+/// not meant to resist chosen input (flow ids are labels, not table keys).
 fn flow_id(key: &Key, first_us: u64) -> u64 {
-    #[allow(deprecated)]
-    let mut h = std::hash::SipHasher::new_with_keys(0x6372_6f73_7377_6972, 0x6566_6c6f_7769_6473);
-    key.hash(&mut h);
-    first_us.hash(&mut h);
-    h.finish() & ((1 << 51) - 1)
+    fn mix(h: u64, w: u64) -> u64 {
+        let mut z = (h ^ w).wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    let misc = u64::from(key.ap)
+        | u64::from(key.bp) << 16
+        | u64::from(key.proto) << 32
+        | u64::from(key.v4) << 40
+        | u64::from(key.vlan) << 48;
+    let words = [
+        key.a as u64,
+        (key.a >> 64) as u64,
+        key.b as u64,
+        (key.b >> 64) as u64,
+        misc,
+        first_us,
+    ];
+    words.iter().fold(0x6372_6f73_7377_6972, |h, &w| mix(h, w)) & ((1 << 51) - 1)
 }
 
 struct Ctx<'l> {
