@@ -688,7 +688,16 @@ pub fn looks_like_dns(payload: &[u8]) -> bool {
 /// IXFR and MAILB are named, and three Suricata typos are not copied (it writes "ND" for
 /// MD, "NSAPPT" for NSAP-PTR and "CDSNKEY" for CDNSKEY).
 pub fn rrtype_name(t: u16) -> Cow<'static, str> {
-    let s = match t {
+    match rrtype_mnemonic(t) {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(t.to_string()),
+    }
+}
+
+/// The mnemonic [`rrtype_name`] writes for a known record type; `None` when it writes the
+/// number.
+pub fn rrtype_mnemonic(t: u16) -> Option<&'static str> {
+    Some(match t {
         1 => "A",
         2 => "NS",
         3 => "MD",
@@ -753,15 +762,22 @@ pub fn rrtype_name(t: u16) -> Cow<'static, str> {
         255 => "ANY",
         256 => "URI",
         257 => "CAA",
-        _ => return Cow::Owned(t.to_string()),
-    };
-    Cow::Borrowed(s)
+        _ => return None,
+    })
 }
 
 /// EVE name of a response code (header rcode, or the 12-bit extended rcode); unknown
 /// codes in decimal, as Suricata does. 16 is written "BADVERS/BADSIG" like Suricata.
 pub fn rcode_name(r: u16) -> Cow<'static, str> {
-    let s = match r {
+    match rcode_mnemonic(r) {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(r.to_string()),
+    }
+}
+
+/// The name [`rcode_name`] writes for a known response code; `None` when it writes the number.
+pub fn rcode_mnemonic(r: u16) -> Option<&'static str> {
+    Some(match r {
         0 => "NOERROR",
         1 => "FORMERR",
         2 => "SERVFAIL",
@@ -781,9 +797,8 @@ pub fn rcode_name(r: u16) -> Cow<'static, str> {
         21 => "BADALG",
         22 => "BADTRUNC",
         23 => "BADCOOKIE",
-        _ => return Cow::Owned(r.to_string()),
-    };
-    Cow::Borrowed(s)
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
