@@ -285,16 +285,14 @@ thread_local! {
 // [`Names::read`] hits, so the walk and its cache do not count labels.
 const _: () = assert!(2 * MAX_LABELS + 1 > MAX_NAME_LEN);
 
-/// A label decoded in place by the walk of name number `name`: its offset, where its
-/// text starts, and the wire bytes and pointers that name had decoded before it.
+/// A label decoded in place by a walk: its offset, where its text starts, and `tag`:
+/// the sequence number of the walk's name (bits 32..64, 0 for an empty slot), the
+/// pointers (bits 8..16) and wire bytes (bits 0..8) that name had decoded before it.
 #[derive(Clone, Copy)]
 struct LabelSlot {
-    /// Sequence number of the name (0: empty slot).
-    name: u32,
+    tag: u64,
     text: u32,
     key: u16,
-    wire: u8,
-    jumps: u8,
 }
 
 /// A name that decoded: where its text ends, its wire bytes and its pointers.
@@ -309,11 +307,9 @@ struct NameSlot {
 
 impl LabelSlot {
     const EMPTY: LabelSlot = LabelSlot {
-        name: 0,
+        tag: 0,
         text: 0,
         key: 0,
-        wire: 0,
-        jumps: 0,
     };
 }
 
@@ -392,18 +388,19 @@ impl Names {
     /// The decoded suffix starting at the label at `offset`, if cached.
     fn cached(&self, offset: usize) -> Option<Suffix> {
         let l = self.labels.get(slot_index(offset))?;
-        if usize::from(l.key) != offset || l.name < self.first {
+        let name = (l.tag >> 32) as u32;
+        if usize::from(l.key) != offset || name < self.first {
             return None;
         }
-        let n = self.names.get(l.name as usize % NAME_SLOTS)?;
+        let n = self.names.get(name as usize % NAME_SLOTS)?;
         let text = l.text as usize..n.end as usize;
-        if n.name != l.name || text.is_empty() || text.end > self.text.len() {
+        if n.name != name || text.is_empty() || text.end > self.text.len() {
             return None;
         }
         Some(Suffix {
             text,
-            wire: usize::from(n.wire.checked_sub(l.wire)?),
-            jumps: usize::from(n.jumps.checked_sub(l.jumps)?),
+            wire: usize::from(n.wire.checked_sub(l.tag as u8)?),
+            jumps: usize::from(n.jumps.checked_sub((l.tag >> 8) as u8)?),
         })
     }
 
@@ -439,16 +436,16 @@ impl Names {
     }
 
     /// Decodes and renders the labels in place from `pos` up to the first byte that is
-    /// not a label length (root octet, pointer or reserved label type); returns its
-    /// offset and the wire bytes decoded so far.
+    /// not a label length (root octet, pointer or reserved label type), remembering each
+    /// label in the cache with `run_tag` (see [`LabelSlot`]); returns that byte's offset
+    /// and the wire bytes decoded so far.
     #[inline(always)]
     fn run(
         &mut self,
         msg: &[u8],
         mut pos: usize,
         mut wire: usize,
-        seq: u32,
-        jumps: usize,
+        run_tag: u64,
     ) -> Result<(usize, usize), NameError> {
         loop {
             let Some(&b) = msg.get(pos) else {
@@ -474,11 +471,9 @@ impl Names {
                 // pos < 0x4000, wire < 255, jumps <= 32, text < TEXT_MAX: the casts
                 // are exact.
                 *slot = LabelSlot {
-                    name: seq,
+                    tag: run_tag | wire as u64,
                     text: self.text.len() as u32,
                     key: pos as u16,
-                    wire: wire as u8,
-                    jumps: jumps as u8,
                 };
             }
             push_label(&mut self.text, label);
@@ -506,7 +501,8 @@ impl Names {
         // Wire bytes decoded so far: length octets and labels, no root octet.
         let mut wire = 0usize;
         let result = loop {
-            (pos, wire) = match self.run(msg, pos, wire, seq, jumps) {
+            let run_tag = u64::from(seq) << 32 | (jumps as u64) << 8;
+            (pos, wire) = match self.run(msg, pos, wire, run_tag) {
                 Ok(r) => r,
                 Err(e) => break Err(e),
             };
