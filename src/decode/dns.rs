@@ -48,17 +48,23 @@
 //! * No panics: every read is a checked `get`, no `unwrap`/`expect`/slice indexing on
 //!   input-derived offsets, no `unsafe`.
 //! * Bounded work: each name costs at most `MAX_LABELS + MAX_POINTER_JUMPS + 1` steps and
-//!   255 copied bytes; every other loop consumes at least one byte of the message per
-//!   step or is bounded by a header count (`u16`), so work is linear in the message size.
+//!   renders at most 255 wire bytes (a cached suffix is copied, never re-walked); every
+//!   other loop consumes at least one byte of the message per step or is bounded by a
+//!   header count (`u16`), so work is linear in the message size.
 //! * Allocation only for the owned output: the `Vec`s of [`Message`] and one `String` per
-//!   rendered name / rdata. Names are first decoded into a 255-byte stack buffer.
-//!   [`looks_like_dns`] allocates nothing.
+//!   name / rdata. Every name is rendered once, straight into a per-thread text buffer
+//!   that is reused from message to message (at most 16 KiB kept between messages),
+//!   and a compression pointer to a label already rendered in the same message is
+//!   served from a small direct-mapped cache (label offset -> rendered suffix) by a copy
+//!   instead of a second walk. The cache forgets every message before the next one
+//!   starts: results depend on the message alone. [`looks_like_dns`] allocates nothing.
 //! * Robustness: an undecodable owner name or rdata drops or blanks that one record and
 //!   sets [`Message::malformed`]; everything decodable before and after is kept. Parsing
 //!   stops early only when the next record's start can no longer be located.
 
 use std::borrow::Cow;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::cell::RefCell;
+use std::ops::Range;
 
 /// Size of the fixed DNS header.
 pub const HEADER_LEN: usize = 12;
@@ -254,50 +260,323 @@ impl From<NameError> for Events {
     }
 }
 
-/// A decoded name in wire form (length-prefixed labels, compression resolved, no root
-/// octet), kept on the stack so that checking a name costs no allocation.
-struct NameBuf {
-    buf: [u8; MAX_NAME_LEN],
-    len: usize,
+/// Slots of the per-message label cache (direct-mapped on the message offset).
+const LABEL_SLOTS: usize = 64;
+/// Decoded names whose totals the cache remembers (by sequence number, modulo).
+const NAME_SLOTS: usize = 32;
+/// Only offsets a compression pointer can reach (14 bits) are cached.
+const POINTER_RANGE: usize = 0x4000;
+/// Text capacity a thread keeps between messages (more is freed after a big message).
+const TEXT_KEEP: usize = 16 * 1024;
+/// Bound on the text of one message: at most 16 questions and 2 * 256 records with an
+/// owner name and a name in rdata are rendered, each name in at most 4 * 255 bytes. So
+/// text offsets always fit the `u32`s of the cache.
+const TEXT_MAX: usize = (MAX_QUESTIONS + 4 * MAX_RECORDS) * 4 * MAX_NAME_LEN;
+const _: () = assert!(TEXT_MAX < u32::MAX as usize);
+
+thread_local! {
+    /// Each thread's [`Names`], reused from message to message so that decoding a
+    /// message allocates nothing but its output.
+    static NAMES: RefCell<Names> = const { RefCell::new(Names::new()) };
 }
 
-impl NameBuf {
-    fn new() -> Self {
-        NameBuf {
-            buf: [0; MAX_NAME_LEN],
-            len: 0,
+// Every label takes at least two wire bytes, so a name within MAX_NAME_LEN has fewer than
+// MAX_LABELS labels: the label cap can never be the first limit a walk of
+// [`Names::read`] hits, so the walk and its cache do not count labels.
+const _: () = assert!(2 * MAX_LABELS + 1 > MAX_NAME_LEN);
+
+/// A label decoded in place by a walk: its offset, where its text starts, and `tag`:
+/// the sequence number of the walk's name (bits 32..64, 0 for an empty slot), the
+/// pointers (bits 8..16) and wire bytes (bits 0..8) that name had decoded before it.
+#[derive(Clone, Copy)]
+struct LabelSlot {
+    tag: u64,
+    text: u32,
+    key: u16,
+}
+
+/// A name that decoded: where its text ends, its wire bytes and its pointers.
+#[derive(Clone, Copy)]
+struct NameSlot {
+    /// Sequence number of the name (0: empty slot).
+    name: u32,
+    end: u32,
+    wire: u8,
+    jumps: u8,
+}
+
+impl LabelSlot {
+    const EMPTY: LabelSlot = LabelSlot {
+        tag: 0,
+        text: 0,
+        key: 0,
+    };
+}
+
+impl NameSlot {
+    const EMPTY: NameSlot = NameSlot {
+        name: 0,
+        end: 0,
+        wire: 0,
+        jumps: 0,
+    };
+}
+
+/// A name suffix that starts at a label and decodes: its text (never empty, within
+/// `Names::text`), wire bytes (length octets and labels, no root octet) and pointers.
+struct Suffix {
+    text: Range<usize>,
+    wire: usize,
+    jumps: usize,
+}
+
+/// Every name of one message, rendered once into one text buffer, and a cache from
+/// label offsets to rendered suffixes so that a compression pointer to an already
+/// rendered name is a lookup and a copy instead of a second walk.
+///
+/// The suffix from a label is known once the name it was decoded in has decoded: its
+/// text runs from the label's text to the end of that name's text, its counts are that
+/// name's totals minus those before the label. A label slot whose name failed, or was
+/// overwritten in the name slots, is a miss.
+///
+/// A cached suffix was decoded from a label that sat either at the start of a label run
+/// or inside one; reading it again from a pointer only relaxes the "strictly before the
+/// run" pointer rule, so it decodes the same way. Joined to a prefix it is exactly what
+/// the walk would decode, provided the combined counts stay within [`MAX_NAME_LEN`] and
+/// [`MAX_POINTER_JUMPS`] (each check is monotonic, so the totals decide); otherwise the
+/// walk goes on the long way and meets the same error at the same step.
+struct Names {
+    /// Presentation text of the decoded names, back to back (ASCII only).
+    text: String,
+    labels: [LabelSlot; LABEL_SLOTS],
+    names: [NameSlot; NAME_SLOTS],
+    /// Sequence number of the last walk; names of earlier messages have lower numbers.
+    seq: u32,
+    /// Sequence number of this message's first walk.
+    first: u32,
+}
+
+fn slot_index(offset: usize) -> usize {
+    // Multiplicative (Fibonacci) hashing of the 14-bit offset onto the slots.
+    (offset.wrapping_mul(0x9e37_79b9) >> 11) & (LABEL_SLOTS - 1)
+}
+
+impl Names {
+    const fn new() -> Self {
+        Names {
+            text: String::new(),
+            labels: [LabelSlot::EMPTY; LABEL_SLOTS],
+            names: [NameSlot::EMPTY; NAME_SLOTS],
+            seq: 0,
+            first: 1,
         }
     }
 
-    fn wire(&self) -> &[u8] {
-        self.buf.get(..self.len).unwrap_or_default()
+    /// Forgets the previous message: its text, and (by sequence number) its cache.
+    fn begin(&mut self) {
+        self.text.clear();
+        if self.text.capacity() > TEXT_KEEP {
+            self.text = String::new();
+        }
+        // Far below any wrap-around: a message has at most a few thousand names.
+        if self.seq > u32::MAX / 2 {
+            *self = Names::new();
+        }
+        self.first = self.seq + 1;
     }
 
-    /// Presentation form: labels joined by '.', `\DDD` outside 0x21..=0x7E, root ".".
-    fn render(&self) -> String {
-        let wire = self.wire();
-        if wire.is_empty() {
-            return String::from(".");
+    /// The decoded suffix starting at the label at `offset`, if cached.
+    fn cached(&self, offset: usize) -> Option<Suffix> {
+        let l = self.labels.get(slot_index(offset))?;
+        let name = (l.tag >> 32) as u32;
+        if usize::from(l.key) != offset || name < self.first {
+            return None;
         }
-        let mut s = String::with_capacity(wire.len());
-        let mut rest = wire;
-        while let Some((&len, tail)) = rest.split_first() {
-            let (label, next) = tail
-                .split_at_checked(usize::from(len))
-                .unwrap_or((tail, &[]));
-            if !s.is_empty() {
-                s.push('.');
+        let n = self.names.get(name as usize % NAME_SLOTS)?;
+        let text = l.text as usize..n.end as usize;
+        if n.name != name || text.is_empty() || text.end > self.text.len() {
+            return None;
+        }
+        Some(Suffix {
+            text,
+            wire: usize::from(n.wire.checked_sub(l.tag as u8)?),
+            jumps: usize::from(n.jumps.checked_sub((l.tag >> 8) as u8)?),
+        })
+    }
+
+    /// The owned presentation form of a name returned by [`Names::read`].
+    #[inline(always)]
+    fn string(&self, text: Range<usize>) -> String {
+        match self.text.get(text) {
+            Some(s) if !s.is_empty() => String::from(s),
+            _ => String::from("."),
+        }
+    }
+
+    /// Decodes the name starting at `start` and renders it (labels joined by `.`, bytes
+    /// outside 0x21..=0x7E as `\DDD`, the root as empty text). Returns the offset just
+    /// past the name's in-place bytes (after its root octet or first pointer) and the
+    /// range of its text in `self.text`.
+    #[inline(always)]
+    fn read(&mut self, msg: &[u8], start: usize) -> Result<(usize, Range<usize>), NameError> {
+        // Most owner names are one pointer to a name already rendered: the walk would
+        // check the pointer (backwards, first jump) and take the cached suffix.
+        if let Some(&[b, lo]) = msg.get(start..start + 2)
+            && b & 0xc0 == 0xc0
+        {
+            let target = (usize::from(b & 0x3f) << 8) | usize::from(lo);
+            if target < start
+                && let Some(s) = self.cached(target)
+                && s.jumps < MAX_POINTER_JUMPS
+            {
+                return Ok((start + 2, s.text));
             }
-            for &b in label {
-                if (0x21..=0x7e).contains(&b) {
-                    s.push(char::from(b));
-                } else {
-                    push_decimal_escape(&mut s, b);
+        }
+        self.walk(msg, start)
+    }
+
+    /// Decodes and renders the labels in place from `pos` up to the first byte that is
+    /// not a label length (root octet, pointer or reserved label type), remembering each
+    /// label in the cache with `run_tag` (see [`LabelSlot`]); returns that byte's offset
+    /// and the wire bytes decoded so far.
+    #[inline(always)]
+    fn run(
+        &mut self,
+        msg: &[u8],
+        mut pos: usize,
+        mut wire: usize,
+        run_tag: u64,
+    ) -> Result<(usize, usize), NameError> {
+        loop {
+            let Some(&b) = msg.get(pos) else {
+                return Err(NameError::Truncated);
+            };
+            if b == 0 || b & 0xc0 != 0 {
+                return Ok((pos, wire));
+            }
+            let len = usize::from(b);
+            let Some(label) = msg.get(pos + 1..pos + 1 + len) else {
+                return Err(NameError::Truncated);
+            };
+            // + 1 for the root octet still to come.
+            if wire + 1 + len + 1 > MAX_NAME_LEN {
+                return Err(NameError::TooLong);
+            }
+            if wire != 0 {
+                self.text.push('.');
+            }
+            if pos < POINTER_RANGE
+                && let Some(slot) = self.labels.get_mut(slot_index(pos))
+            {
+                // pos < 0x4000, wire < 255, jumps <= 32, text < TEXT_MAX: the casts
+                // are exact.
+                *slot = LabelSlot {
+                    tag: run_tag | wire as u64,
+                    text: self.text.len() as u32,
+                    key: pos as u16,
+                };
+            }
+            push_label(&mut self.text, label);
+            wire += 1 + len;
+            pos += 1 + len;
+        }
+    }
+
+    /// [`Names::read`] the long way.
+    ///
+    /// Every pointer must target an offset strictly below the start of the label run
+    /// that contains it, so each jump lands strictly lower than anything read so far: no
+    /// loop is possible, and [`MAX_POINTER_JUMPS`] additionally bounds long backward
+    /// chains. Steps: at most MAX_LABELS labels + MAX_POINTER_JUMPS pointers + the root
+    /// octet; at most 255 wire bytes are rendered.
+    #[inline(never)]
+    fn walk(&mut self, msg: &[u8], start: usize) -> Result<(usize, Range<usize>), NameError> {
+        self.seq += 1;
+        let seq = self.seq;
+        let base = self.text.len();
+        let mut pos = start;
+        let mut run_start = start;
+        let mut end = None;
+        let mut jumps = 0usize;
+        // Wire bytes decoded so far: length octets and labels, no root octet.
+        let mut wire = 0usize;
+        let result = loop {
+            let run_tag = u64::from(seq) << 32 | (jumps as u64) << 8;
+            (pos, wire) = match self.run(msg, pos, wire, run_tag) {
+                Ok(r) => r,
+                Err(e) => break Err(e),
+            };
+            let Some(&b) = msg.get(pos) else {
+                break Err(NameError::Truncated);
+            };
+            match b & 0xc0 {
+                0x00 => break Ok(end.unwrap_or(pos + 1)),
+                0xc0 => {
+                    let Some(&lo) = msg.get(pos + 1) else {
+                        break Err(NameError::Truncated);
+                    };
+                    let target = (usize::from(b & 0x3f) << 8) | usize::from(lo);
+                    let end = *end.get_or_insert(pos + 2);
+                    if target >= run_start {
+                        break Err(NameError::BadPointer);
+                    }
+                    jumps += 1;
+                    if jumps > MAX_POINTER_JUMPS {
+                        break Err(NameError::TooManyJumps);
+                    }
+                    if let Some(s) = self.cached(target)
+                        && wire + s.wire < MAX_NAME_LEN
+                        && jumps + s.jumps <= MAX_POINTER_JUMPS
+                    {
+                        if wire == 0 {
+                            // The whole name is a cached suffix: nothing to render.
+                            return Ok((end, s.text));
+                        }
+                        self.text.push('.');
+                        self.text.extend_from_within(s.text);
+                        wire += s.wire;
+                        jumps += s.jumps;
+                        break Ok(end);
+                    }
+                    pos = target;
+                    run_start = target;
                 }
+                _ => break Err(NameError::BadLabelType),
             }
-            rest = next;
+        };
+        match result {
+            Ok(end) => {
+                let text_end = self.text.len();
+                if let Some(slot) = self.names.get_mut(seq as usize % NAME_SLOTS) {
+                    // wire < 255, jumps <= 32 (checked above), text < TEXT_MAX: the
+                    // casts are exact.
+                    *slot = NameSlot {
+                        name: seq,
+                        end: text_end as u32,
+                        wire: wire as u8,
+                        jumps: jumps as u8,
+                    };
+                }
+                Ok((end, base..text_end))
+            }
+            Err(e) => {
+                self.text.truncate(base);
+                Err(e)
+            }
         }
-        s
+    }
+}
+
+/// Appends one label: bytes in 0x21..=0x7E as they are, others as `\DDD`. Byte by
+/// byte: labels are short (often one byte in reverse-lookup names), where a check pass
+/// plus `str::from_utf8` costs more than the pushes.
+fn push_label(s: &mut String, label: &[u8]) {
+    for &b in label {
+        if (0x21..=0x7e).contains(&b) {
+            s.push(char::from(b));
+        } else {
+            push_decimal_escape(s, b);
+        }
     }
 }
 
@@ -309,10 +588,16 @@ fn push_decimal_escape(s: &mut String, b: u8) {
 }
 
 fn push_hex_escape(s: &mut String, b: u8) {
-    let digit = |n: u8| char::from(if n < 10 { b'0' + n } else { b'a' + n - 10 });
-    s.push_str("\\x");
-    s.push(digit(b >> 4));
-    s.push(digit(b & 0x0f));
+    s.push('\\');
+    s.push('x');
+    s.push(hex_digit(b >> 4));
+    s.push(hex_digit(b & 0x0f));
+}
+
+/// Lowercase hex digit of the low nibble of `n`.
+fn hex_digit(n: u8) -> char {
+    let n = n & 0x0f;
+    char::from(if n < 10 { b'0' + n } else { b'a' + n - 10 })
 }
 
 fn be16(msg: &[u8], at: usize) -> Option<u16> {
@@ -320,51 +605,31 @@ fn be16(msg: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*b.first()?, *b.get(1)?]))
 }
 
-fn be32(msg: &[u8], at: usize) -> Option<u32> {
-    let b: [u8; 4] = msg.get(at..at.checked_add(4)?)?.try_into().ok()?;
-    Some(u32::from_be_bytes(b))
-}
-
-/// Decodes the name starting at `start` into `out`; returns the offset just past the
-/// name's in-place bytes (after its root octet or first pointer).
-///
-/// Every pointer must target an offset strictly below the start of the label run that
-/// contains it, so each jump lands strictly lower than anything read so far: no loop is
-/// possible, and [`MAX_POINTER_JUMPS`] additionally bounds long backward chains.
-fn read_name(msg: &[u8], start: usize, out: &mut NameBuf) -> Result<usize, NameError> {
-    out.len = 0;
+/// Checks the name at `start` like [`Names::read`] without rendering it; returns the
+/// offset just past its in-place bytes. Same rules, same errors, same bounds.
+fn name_end(msg: &[u8], start: usize) -> Result<usize, NameError> {
     let mut pos = start;
     let mut run_start = start;
     let mut end = None;
     let mut jumps = 0usize;
     let mut labels = 0usize;
-    // Steps: at most MAX_LABELS labels + MAX_POINTER_JUMPS pointers + the root octet.
+    let mut wire = 0usize;
     loop {
         let b = *msg.get(pos).ok_or(NameError::Truncated)?;
         match b & 0xc0 {
             0x00 if b == 0 => return Ok(end.unwrap_or(pos + 1)),
             0x00 => {
                 let len = usize::from(b);
-                let label = msg
-                    .get(pos + 1..pos + 1 + len)
+                msg.get(pos + 1..pos + 1 + len)
                     .ok_or(NameError::Truncated)?;
                 labels += 1;
                 if labels > MAX_LABELS {
                     return Err(NameError::TooManyLabels);
                 }
-                // + 1 for the root octet still to come.
-                if out.len + 1 + len + 1 > MAX_NAME_LEN {
+                if wire + 1 + len + 1 > MAX_NAME_LEN {
                     return Err(NameError::TooLong);
                 }
-                let dst = out
-                    .buf
-                    .get_mut(out.len..out.len + 1 + len)
-                    .ok_or(NameError::TooLong)?;
-                if let Some((first, rest)) = dst.split_first_mut() {
-                    *first = b;
-                    rest.copy_from_slice(label);
-                }
-                out.len += 1 + len;
+                wire += 1 + len;
                 pos += 1 + len;
             }
             0xc0 => {
@@ -387,7 +652,8 @@ fn read_name(msg: &[u8], start: usize, out: &mut NameBuf) -> Result<usize, NameE
 }
 
 /// Finds the end of the name at `start` without following pointers, to step over a name
-/// that [`read_name`] rejected. `Err` when even its in-place part is unusable.
+/// that [`Names::read`] rejected or that is not decoded. `Err` when even its in-place
+/// part is unusable.
 fn skip_name(msg: &[u8], start: usize) -> Result<usize, NameError> {
     let mut pos = start;
     // A name has at most MAX_LABELS labels; +1 step for the terminator.
@@ -409,8 +675,8 @@ fn skip_name(msg: &[u8], start: usize) -> Result<usize, NameError> {
 /// Which section a record walk is in.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Section {
+    /// Answer or Authority.
     Answer,
-    Authority,
     Additional,
 }
 
@@ -419,20 +685,21 @@ struct Decoder<'a> {
     msg: &'a [u8],
     pos: usize,
     events: Events,
-    name: NameBuf,
+    names: &'a mut Names,
     /// TTL field of the first OPT record (carries the extended rcode).
     opt_ttl: Option<u32>,
 }
 
 impl<'a> Decoder<'a> {
     /// Decodes or skips the owner name at `pos`. `Ok(Some(name))` decoded, `Ok(None)`
-    /// undecodable but stepped over, `Err(())` the walk cannot continue.
+    /// undecodable or not decoded but stepped over, `Err(())` the walk cannot continue.
+    #[inline(always)]
     fn owner_name(&mut self, decode: bool) -> Result<Option<String>, ()> {
         let read_err = if decode {
-            match read_name(self.msg, self.pos, &mut self.name) {
-                Ok(end) => {
+            match self.names.read(self.msg, self.pos) {
+                Ok((end, text)) => {
                     self.pos = end;
-                    return Ok(Some(self.name.render()));
+                    return Ok(Some(self.names.string(text)));
                 }
                 Err(e) => Some(e),
             }
@@ -480,39 +747,14 @@ impl<'a> Decoder<'a> {
         Ok(())
     }
 
-    /// Walks `count` records; decoded ones go to `out` (Answer/Authority sections).
-    fn records(
-        &mut self,
-        count: usize,
-        section: Section,
-        mut out: Option<&mut Vec<Answer>>,
-    ) -> Result<(), ()> {
+    /// Walks `count` records of the Answer or Authority section: the first
+    /// [`MAX_RECORDS`] with a decodable owner name go to `out`, the rest are skipped.
+    fn records(&mut self, count: usize, out: &mut Vec<Answer>) -> Result<(), ()> {
         // Bounded by the u16 header count; each record consumes >= 11 bytes.
-        for i in 0..count {
-            let decode = out.is_some() && i < MAX_RECORDS;
-            if out.is_some() && !decode {
-                self.events.insert(Events::RECORD_CAP);
-            }
-            let name = self.owner_name(decode)?;
-            let fixed = self.pos;
-            let (Some(rrtype), Some(ttl), Some(rdlen)) = (
-                be16(self.msg, fixed),
-                be32(self.msg, fixed + 4),
-                be16(self.msg, fixed + 8),
-            ) else {
-                self.events.insert(Events::TRUNCATED);
-                return Err(());
-            };
-            let rstart = fixed + 10;
-            let rend = rstart + usize::from(rdlen);
-            if rend > self.msg.len() {
-                self.events.insert(Events::TRUNCATED);
-                return Err(());
-            }
-            if section == Section::Additional && rrtype == TYPE_OPT && self.opt_ttl.is_none() {
-                self.opt_ttl = Some(ttl);
-            }
-            if let (Some(rrname), Some(out)) = (name, out.as_deref_mut()) {
+        for _ in 0..count.min(MAX_RECORDS) {
+            let name = self.owner_name(true)?;
+            let (rrtype, ttl, rstart, rend) = self.fixed_fields()?;
+            if let Some(rrname) = name {
                 let rdata = match self.rdata(rrtype, rstart, rend) {
                     Ok(r) => r,
                     Err(()) => {
@@ -529,21 +771,65 @@ impl<'a> Decoder<'a> {
             }
             self.pos = rend;
         }
+        if count > MAX_RECORDS {
+            self.events.insert(Events::RECORD_CAP);
+            self.skip_records(count - MAX_RECORDS, Section::Answer)?;
+        }
         Ok(())
+    }
+
+    /// Steps over `count` records without decoding them (the Additional section, and
+    /// records past [`MAX_RECORDS`]); in the Additional section, keeps the first OPT
+    /// record's TTL.
+    fn skip_records(&mut self, count: usize, section: Section) -> Result<(), ()> {
+        // Bounded by the u16 header count; each record consumes >= 11 bytes.
+        for _ in 0..count {
+            self.pos = match skip_name(self.msg, self.pos) {
+                Ok(end) => end,
+                // The section ends before its header count: the message was cut.
+                Err(NameError::Truncated) => {
+                    self.events.insert(Events::TRUNCATED);
+                    return Err(());
+                }
+                Err(e) => {
+                    self.events.insert(e.into());
+                    return Err(());
+                }
+            };
+            let (rrtype, ttl, _, rend) = self.fixed_fields()?;
+            if section == Section::Additional && rrtype == TYPE_OPT && self.opt_ttl.is_none() {
+                self.opt_ttl = Some(ttl);
+            }
+            self.pos = rend;
+        }
+        Ok(())
+    }
+
+    /// The type, TTL and rdata range of the record whose owner name ends at `pos`;
+    /// `Err` (truncated) when they run past the end of the message.
+    #[inline(always)]
+    fn fixed_fields(&mut self) -> Result<(u16, u32, usize, usize), ()> {
+        let fixed = self.pos;
+        let Some(&[t0, t1, _, _, l0, l1, l2, l3, r0, r1]) = self.msg.get(fixed..fixed + 10) else {
+            self.events.insert(Events::TRUNCATED);
+            return Err(());
+        };
+        let rstart = fixed + 10;
+        let rend = rstart + usize::from(u16::from_be_bytes([r0, r1]));
+        if rend > self.msg.len() {
+            self.events.insert(Events::TRUNCATED);
+            return Err(());
+        }
+        let ttl = u32::from_be_bytes([l0, l1, l2, l3]);
+        Ok((u16::from_be_bytes([t0, t1]), ttl, rstart, rend))
     }
 
     /// Text of the rdata at `start..end` for the types we render; `Ok(None)` otherwise.
     fn rdata(&mut self, rrtype: u16, start: usize, end: usize) -> Result<Option<String>, ()> {
         let rdata = self.msg.get(start..end).ok_or(())?;
         let text = match rrtype {
-            TYPE_A => {
-                let b: [u8; 4] = rdata.try_into().map_err(|_| ())?;
-                Ipv4Addr::from(b).to_string()
-            }
-            TYPE_AAAA => {
-                let b: [u8; 16] = rdata.try_into().map_err(|_| ())?;
-                Ipv6Addr::from(b).to_string()
-            }
+            TYPE_A => ipv4_text(rdata.try_into().map_err(|_| ())?),
+            TYPE_AAAA => ipv6_text(rdata.try_into().map_err(|_| ())?),
             TYPE_CNAME | TYPE_NS | TYPE_PTR | TYPE_SOA => self.rdata_name(start, end)?,
             TYPE_MX => self.rdata_name(start + 2, end)?,
             TYPE_SRV => self.rdata_name(start + 6, end)?,
@@ -558,11 +844,111 @@ impl<'a> Decoder<'a> {
         if start >= end {
             return Err(());
         }
-        match read_name(self.msg, start, &mut self.name) {
-            Ok(name_end) if name_end <= end => Ok(self.name.render()),
+        match self.names.read(self.msg, start) {
+            Ok((name_end, text)) if name_end <= end => Ok(self.names.string(text)),
             _ => Err(()),
         }
     }
+}
+
+/// Appends `n` in decimal.
+fn push_u8_decimal(s: &mut String, n: u8) {
+    if n >= 100 {
+        s.push(char::from(b'0' + n / 100));
+    }
+    if n >= 10 {
+        s.push(char::from(b'0' + (n / 10) % 10));
+    }
+    s.push(char::from(b'0' + n % 10));
+}
+
+fn push_ipv4(s: &mut String, b: [u8; 4]) {
+    let [a, b, c, d] = b;
+    push_u8_decimal(s, a);
+    s.push('.');
+    push_u8_decimal(s, b);
+    s.push('.');
+    push_u8_decimal(s, c);
+    s.push('.');
+    push_u8_decimal(s, d);
+}
+
+/// Dotted quad, as `Ipv4Addr`'s `Display` writes it.
+fn ipv4_text(b: [u8; 4]) -> String {
+    let mut s = String::with_capacity(15);
+    push_ipv4(&mut s, b);
+    s
+}
+
+/// Appends `n` in lowercase hex without leading zeros (`{:x}`).
+fn push_u16_hex(s: &mut String, n: u16) {
+    let [hi, lo] = n.to_be_bytes();
+    if n >= 0x1000 {
+        s.push(hex_digit(hi >> 4));
+    }
+    if n >= 0x100 {
+        s.push(hex_digit(hi));
+    }
+    if n >= 0x10 {
+        s.push(hex_digit(lo >> 4));
+    }
+    s.push(hex_digit(lo));
+}
+
+/// Segments joined by `:`, each as `{:x}`.
+fn push_segments(s: &mut String, segments: &[u16]) {
+    for (i, &seg) in segments.iter().enumerate() {
+        if i != 0 {
+            s.push(':');
+        }
+        push_u16_hex(s, seg);
+    }
+}
+
+/// Text as `Ipv6Addr`'s `Display` writes it (RFC 5952): IPv4-mapped addresses as
+/// `::ffff:a.b.c.d`, otherwise hex segments with the first longest run of two or more
+/// zero segments written as `::`.
+fn ipv6_text(b: [u8; 16]) -> String {
+    let mut s = String::with_capacity(39);
+    let mut segments = [0u16; 8];
+    for (seg, pair) in segments.iter_mut().zip(b.chunks_exact(2)) {
+        if let [hi, lo] = *pair {
+            *seg = u16::from_be_bytes([hi, lo]);
+        }
+    }
+    if let ([0, 0, 0, 0, 0, 0xffff, _, _], [.., a, b, c, d]) = (segments, b) {
+        s.push_str("::ffff:");
+        push_ipv4(&mut s, [a, b, c, d]);
+        return s;
+    }
+    // First longest run of zero segments.
+    let (mut best_start, mut best_len) = (0usize, 0usize);
+    let (mut cur_start, mut cur_len) = (0usize, 0usize);
+    for (i, &seg) in segments.iter().enumerate() {
+        if seg == 0 {
+            if cur_len == 0 {
+                cur_start = i;
+            }
+            cur_len += 1;
+            if cur_len > best_len {
+                (best_start, best_len) = (cur_start, cur_len);
+            }
+        } else {
+            cur_len = 0;
+        }
+    }
+    match (
+        segments.get(..best_start),
+        segments.get(best_start + best_len..),
+    ) {
+        (Some(head), Some(tail)) if best_len > 1 => {
+            push_segments(&mut s, head);
+            s.push_str("::");
+            push_segments(&mut s, tail);
+        }
+        _ => push_segments(&mut s, &segments),
+    }
+    s
 }
 
 /// TXT: character-strings concatenated; bytes outside 0x20..=0x7E as `\xNN` (tshark's
@@ -572,11 +958,19 @@ fn txt_text(rdata: &[u8]) -> Result<String, ()> {
     let mut rest = rdata;
     while let Some((&len, tail)) = rest.split_first() {
         let (chunk, next) = tail.split_at_checked(usize::from(len)).ok_or(())?;
-        for &b in chunk {
-            if (0x20..=0x7e).contains(&b) {
-                s.push(char::from(b));
-            } else {
-                push_hex_escape(&mut s, b);
+        // Without an early exit, so that the check runs many bytes at a time.
+        let printable = chunk
+            .iter()
+            .fold(true, |ok, &b| ok & (0x20..=0x7e).contains(&b));
+        if printable && let Ok(text) = std::str::from_utf8(chunk) {
+            s.push_str(text);
+        } else {
+            for &b in chunk {
+                if (0x20..=0x7e).contains(&b) {
+                    s.push(char::from(b));
+                } else {
+                    push_hex_escape(&mut s, b);
+                }
             }
         }
         rest = next;
@@ -590,11 +984,28 @@ pub fn parse(msg: &[u8]) -> Result<Message, Error> {
     if msg.len() < HEADER_LEN {
         return Err(Error::HeaderTruncated);
     }
-    let h = |at| be16(msg, at).unwrap_or(0);
-    let (id, flags) = (h(0), h(2));
-    let (qdcount, ancount, nscount, arcount) = (h(4), h(6), h(8), h(10));
-    let mut m = Message {
-        id,
+    let mut m = header(msg);
+    let h = |at| usize::from(be16(msg, at).unwrap_or(0));
+    let counts = [h(4), h(6), h(8), h(10)];
+    if counts == [0; 4] {
+        return Ok(m);
+    }
+    NAMES
+        .try_with(|names| match names.try_borrow_mut() {
+            Ok(mut names) => sections(msg, &mut m, counts, &mut names),
+            // Not reached: parse does not call itself.
+            Err(_) => sections(msg, &mut m, counts, &mut Names::new()),
+        })
+        // The thread is exiting and its names are gone.
+        .unwrap_or_else(|_| sections(msg, &mut m, counts, &mut Names::new()))?;
+    Ok(m)
+}
+
+/// The message with only its header fields set (`msg` holds at least the header).
+fn header(msg: &[u8]) -> Message {
+    let flags = be16(msg, 2).unwrap_or(0);
+    Message {
+        id: be16(msg, 0).unwrap_or(0),
         flags,
         opcode: ((flags >> 11) & 0x0f) as u8,
         qr: flags & 0x8000 != 0,
@@ -604,17 +1015,38 @@ pub fn parse(msg: &[u8]) -> Result<Message, Error> {
         ra: flags & 0x0080 != 0,
         rcode: flags & 0x000f,
         ..Message::default()
-    };
+    }
+}
+
+/// The `Vec` for a section of `count` records: room for as many as can be decoded,
+/// given that each takes at least 11 bytes of the `rest` of the message.
+fn answer_vec(count: usize, rest: usize) -> Vec<Answer> {
+    match count.min(MAX_RECORDS).min(rest / 11) {
+        0 => Vec::new(),
+        n => Vec::with_capacity(n),
+    }
+}
+
+/// [`parse`] after the header: the questions and the records of `counts` (question,
+/// answer, authority, additional), with `names` as the name cache.
+fn sections(
+    msg: &[u8],
+    m: &mut Message,
+    counts: [usize; 4],
+    names: &mut Names,
+) -> Result<(), Error> {
+    let [qdcount, ancount, nscount, arcount] = counts;
+    names.begin();
     let mut d = Decoder {
         msg,
         pos: HEADER_LEN,
         events: Events::default(),
-        name: NameBuf::new(),
+        names,
         opt_ttl: None,
     };
 
     if qdcount > 0 {
-        let end = read_name(msg, HEADER_LEN, &mut d.name).map_err(|e| match e {
+        let (end, text) = d.names.read(msg, HEADER_LEN).map_err(|e| match e {
             NameError::Truncated => Error::QuestionTruncated,
             e => Error::QuestionName(e),
         })?;
@@ -622,30 +1054,30 @@ pub fn parse(msg: &[u8]) -> Result<Message, Error> {
             .filter(|_| end + 4 <= msg.len())
             .ok_or(Error::QuestionTruncated)?;
         d.pos = end + 4;
-        m.queries
-            .reserve_exact(usize::from(qdcount).min(MAX_QUESTIONS));
-        m.queries.push(Query {
-            rrname: d.name.render(),
+        let first = Query {
+            rrname: d.names.string(text),
             rrtype,
-        });
+        };
+        if qdcount == 1 {
+            m.queries = vec![first];
+        } else {
+            m.queries = Vec::with_capacity(qdcount.min(MAX_QUESTIONS));
+            m.queries.push(first);
+        }
     }
 
     // Each step stops at the first section whose records can no longer be located.
     let _ = d
-        .questions(usize::from(qdcount), &mut m.queries)
+        .questions(qdcount, &mut m.queries)
         .and_then(|()| {
-            m.answers
-                .reserve_exact(usize::from(ancount).min(MAX_RECORDS));
-            d.records(usize::from(ancount), Section::Answer, Some(&mut m.answers))
+            m.answers = answer_vec(ancount, msg.len() - d.pos);
+            d.records(ancount, &mut m.answers)
         })
         .and_then(|()| {
-            d.records(
-                usize::from(nscount),
-                Section::Authority,
-                Some(&mut m.authorities),
-            )
+            m.authorities = answer_vec(nscount, msg.len() - d.pos);
+            d.records(nscount, &mut m.authorities)
         })
-        .and_then(|()| d.records(usize::from(arcount), Section::Additional, None));
+        .and_then(|()| d.skip_records(arcount, Section::Additional));
 
     if let Some(ttl) = d.opt_ttl {
         m.edns = true;
@@ -653,7 +1085,7 @@ pub fn parse(msg: &[u8]) -> Result<Message, Error> {
     }
     m.events = d.events;
     m.malformed = !m.events.is_empty();
-    Ok(m)
+    Ok(())
 }
 
 /// Cheap heuristic for DNS on a non-standard UDP port: sane opcode, Z bit clear,
@@ -673,8 +1105,7 @@ pub fn looks_like_dns(payload: &[u8]) -> bool {
     if qd == 0 || qd > MAX_QUESTIONS || HEADER_LEN + qd * 5 + records * 11 > payload.len() {
         return false;
     }
-    let mut name = NameBuf::new();
-    let Ok(end) = read_name(payload, HEADER_LEN, &mut name) else {
+    let Ok(end) = name_end(payload, HEADER_LEN) else {
         return false;
     };
     match (be16(payload, end), be16(payload, end + 2)) {
@@ -800,6 +1231,9 @@ pub fn rcode_mnemonic(r: u16) -> Option<&'static str> {
         _ => return None,
     })
 }
+
+#[cfg(test)]
+mod reference;
 
 #[cfg(test)]
 mod tests {
@@ -1431,6 +1865,391 @@ mod tests {
             (100, "100"),
         ] {
             assert_eq!(rrtype_name(t), n);
+        }
+    }
+
+    // ---- Differential tests against the previous implementation (`super::reference`).
+
+    /// Asserts that the decoder and the reference agree on `buf` (results, errors and
+    /// the heuristic).
+    fn same_as_reference(buf: &[u8], what: &dyn std::fmt::Display) {
+        let (ours, theirs) = (parse(buf), reference::parse(buf));
+        if ours != theirs {
+            let hex: String = buf.iter().map(|b| format!("{b:02x}")).collect();
+            panic!("{what}: parse differs on {hex}\nnew: {ours:?}\nold: {theirs:?}");
+        }
+        assert_eq!(
+            looks_like_dns(buf),
+            reference::looks_like_dns(buf),
+            "{what}: looks_like_dns differs"
+        );
+    }
+
+    /// UDP payloads and TCP segments (as they are, and without a 2-byte length prefix)
+    /// of every capture file in `dir` whose name contains ".pcap"; the DNS ones (port
+    /// 53, 5353 or 5355, or looking like DNS) in `dns`, the others in `other`. Returns
+    /// the number of files read, `None` when `dir` cannot be listed.
+    fn capture_payloads(
+        dir: &std::path::Path,
+        dns: &mut std::collections::BTreeSet<Vec<u8>>,
+        other: &mut std::collections::BTreeSet<Vec<u8>>,
+    ) -> Option<usize> {
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.contains(".pcap"))
+            })
+            .collect();
+        files.sort();
+        for path in &files {
+            capture_file_payloads(path, dns, other);
+        }
+        Some(files.len())
+    }
+
+    fn capture_file_payloads(
+        path: &std::path::Path,
+        dns: &mut std::collections::BTreeSet<Vec<u8>>,
+        other: &mut std::collections::BTreeSet<Vec<u8>>,
+    ) {
+        use crate::decode::net::{self, L4};
+        let mut cap =
+            pcap::Capture::from_file(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let link = cap.get_datalink().0;
+        let dns_port = |p: u16| matches!(p, 53 | 5353 | 5355);
+        while let Ok(packet) = cap.next_packet() {
+            let Ok(frame) = net::decode(link, packet.data) else {
+                continue;
+            };
+            let (payload, ports, tcp) = match frame.l4 {
+                L4::Udp(u) => (u.payload, [u.src_port, u.dst_port], false),
+                L4::Tcp(t) => (t.payload, [t.src_port, t.dst_port], true),
+                L4::Other(_) => continue,
+            };
+            let mut pieces = vec![payload];
+            if tcp && let Some(rest) = payload.get(2..) {
+                pieces.push(rest);
+            }
+            for p in pieces.into_iter().filter(|p| !p.is_empty()) {
+                if ports.into_iter().any(dns_port) || reference::looks_like_dns(p) {
+                    dns.insert(p.to_vec());
+                } else {
+                    other.insert(p.to_vec());
+                }
+            }
+        }
+    }
+
+    /// A random change to a message: bit flips, byte values that matter to the name
+    /// decoder (lengths, label types, pointers to the first name, to earlier or later
+    /// offsets, to themselves), header counts, truncation, insertions, deletions and
+    /// pieces spliced in from `other`.
+    fn mutate(rng: &mut XorShift, buf: &mut Vec<u8>, other: &[u8]) {
+        for _ in 0..1 + rng.below(4) {
+            if buf.is_empty() {
+                return;
+            }
+            let at = rng.below(buf.len());
+            match rng.below(11) {
+                0 => buf[at] ^= 1 << rng.below(8),
+                1 => buf[at] = rng.next() as u8,
+                2 => buf.truncate(at),
+                3 | 4 => {
+                    let target = match rng.below(5) {
+                        0 => HEADER_LEN,
+                        1 => rng.below(at + 1),
+                        2 => at,
+                        3 => at + 1 + rng.below(16),
+                        _ => rng.below(0x4000),
+                    };
+                    buf[at] = 0xc0 | ((target >> 8) & 0x3f) as u8;
+                    if let Some(lo) = buf.get_mut(at + 1) {
+                        *lo = target as u8;
+                    }
+                }
+                5 => buf[at] = rng.below(64) as u8,
+                6 => buf[at] = [0x00, 0x3f, 0x40, 0x80, 0xc0, 0x20, 0x7f, 0xff][rng.below(8)],
+                7 => {
+                    let field = 4 + 2 * rng.below(4);
+                    let v: u16 = [0, 1, 2, 3, 15, 16, 17, 255, 256, 257, 0xffff][rng.below(11)];
+                    if let Some(f) = buf.get_mut(field..field + 2) {
+                        f.copy_from_slice(&v.to_be_bytes());
+                    }
+                }
+                8 => buf.insert(at, rng.next() as u8),
+                9 => {
+                    buf.remove(at);
+                }
+                _ => {
+                    let from = rng.below(other.len());
+                    let len = rng.below(40).min(other.len() - from);
+                    let piece = other[from..from + len].to_vec();
+                    buf.splice(at..at, piece);
+                }
+            }
+        }
+    }
+
+    /// Appends a random name: labels (mostly short and printable, sometimes up to 63
+    /// bytes of anything), then the root or a pointer to a label written earlier.
+    /// Records where each label starts in `labels`.
+    fn random_name(rng: &mut XorShift, m: &mut Vec<u8>, labels: &mut Vec<usize>) {
+        let count = match rng.below(8) {
+            0 => 0,
+            1 => 20 + rng.below(110),
+            _ => rng.below(5),
+        };
+        for _ in 0..count {
+            let len = 1 + if rng.below(6) == 0 {
+                rng.below(63)
+            } else {
+                rng.below(8)
+            };
+            labels.push(m.len());
+            m.push(len as u8);
+            for _ in 0..len {
+                m.push(match rng.below(20) {
+                    0 => rng.next() as u8,
+                    _ => b'a' + rng.below(26) as u8,
+                });
+            }
+        }
+        if labels.is_empty() || rng.below(4) == 0 {
+            m.push(0);
+        } else {
+            let target = labels[rng.below(labels.len())];
+            m.extend_from_slice(&(0xc000 | target as u16).to_be_bytes());
+        }
+    }
+
+    /// A message made to exercise compression: every name may point into any name
+    /// before it (so pointer chains grow deep and names long), records of every
+    /// rendered rdata type, counts that may not match.
+    fn random_message(rng: &mut XorShift) -> Vec<u8> {
+        let records = rng.below(40);
+        let (an, ns) = (rng.below(records + 1), rng.below(4));
+        let mut m = msg(
+            [
+                rng.next() as u16,
+                0x8180,
+                1 + rng.below(2) as u16,
+                an as u16,
+                ns as u16,
+                (records - an) as u16 + rng.below(2) as u16,
+            ],
+            &[],
+        );
+        let mut labels = Vec::new();
+        random_name(rng, &mut m, &mut labels);
+        m.extend_from_slice(Q_A);
+        for _ in 0..records + ns {
+            random_name(rng, &mut m, &mut labels);
+            let rrtype: u16 = [1, 2, 5, 6, 12, 15, 16, 28, 33, 41, 65, 99][rng.below(12)];
+            m.extend_from_slice(&rrtype.to_be_bytes());
+            m.extend_from_slice(&[0, 1, 0, 0, 0x0e, 0x10]);
+            let len_at = m.len();
+            m.extend_from_slice(&[0, 0]);
+            let start = m.len();
+            match rrtype {
+                1 => m.extend((0..[4, 4, 4, 3, 5][rng.below(5)]).map(|_| rng.next() as u8)),
+                28 => {
+                    for _ in 0..8 {
+                        let seg: u16 = match rng.below(4) {
+                            0 | 1 => 0,
+                            2 => rng.below(0x100) as u16,
+                            _ => rng.next() as u16,
+                        };
+                        m.extend_from_slice(&seg.to_be_bytes());
+                    }
+                }
+                16 => {
+                    for _ in 0..rng.below(4) {
+                        let len = rng.below(40);
+                        m.push(len as u8);
+                        m.extend((0..len).map(|_| rng.next() as u8));
+                    }
+                }
+                2 | 5 | 6 | 12 | 15 | 33 => {
+                    let skip = match rrtype {
+                        15 => 2,
+                        33 => 6,
+                        _ => 0,
+                    };
+                    m.extend((0..skip).map(|_| rng.next() as u8));
+                    random_name(rng, &mut m, &mut labels);
+                }
+                _ => m.extend((0..rng.below(12)).map(|_| rng.next() as u8)),
+            }
+            let rdlen = (m.len() - start) as u16;
+            let rdlen = if rng.below(10) == 0 {
+                rdlen.wrapping_sub(1)
+            } else {
+                rdlen
+            };
+            m[len_at..len_at + 2].copy_from_slice(&rdlen.to_be_bytes());
+        }
+        m
+    }
+
+    /// The decoder returns exactly what the previous implementation returned: on real
+    /// DNS traffic (the captures of this repository and the shared real-world captures),
+    /// on mutations of it, and on generated messages full of compression pointers.
+    #[test]
+    fn same_results_as_reference() {
+        use std::collections::BTreeSet;
+        use std::path::Path;
+        let (mut dns, mut other) = (BTreeSet::new(), BTreeSet::new());
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let own = capture_payloads(&root.join("captures"), &mut dns, &mut other)
+            .expect("captures/ of the repository");
+        assert!(own > 0);
+        let shared = root.join("../shared/captures/real");
+        match capture_payloads(&shared, &mut dns, &mut other) {
+            Some(n) => eprintln!(
+                "dns differential: {n} capture files in {}",
+                shared.display()
+            ),
+            None => eprintln!(
+                "dns differential: {} is absent, skipping its captures",
+                shared.display()
+            ),
+        }
+        // More captures (e.g. a large replay file): CROSSWIRE_DNS_DIFF_PCAPS=a.pcap:b.pcap
+        if let Ok(extra) = std::env::var("CROSSWIRE_DNS_DIFF_PCAPS") {
+            for path in extra.split(':').filter(|p| !p.is_empty()) {
+                capture_file_payloads(Path::new(path), &mut dns, &mut other);
+            }
+        }
+        let mut seeds: Vec<Vec<u8>> = dns.into_iter().collect();
+        seeds.extend(fixtures());
+        eprintln!(
+            "dns differential: {} DNS payloads, {} other payloads",
+            seeds.len(),
+            other.len()
+        );
+        assert!(seeds.len() > 100, "too few DNS payloads: {}", seeds.len());
+        for (i, p) in seeds.iter().chain(&other).enumerate() {
+            same_as_reference(p, &format_args!("payload {i}"));
+        }
+
+        let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
+        let mut buf = Vec::with_capacity(2048);
+        let mutants = (400_000 / seeds.len()).clamp(20, 400);
+        for (i, seed) in seeds.iter().enumerate() {
+            for j in 0..mutants {
+                buf.clear();
+                buf.extend_from_slice(seed);
+                let other = &seeds[rng.below(seeds.len())];
+                mutate(&mut rng, &mut buf, other);
+                same_as_reference(&buf, &format_args!("mutant {j} of payload {i}"));
+            }
+        }
+        for i in 0..100_000 {
+            let mut m = random_message(&mut rng);
+            same_as_reference(&m, &format_args!("generated message {i}"));
+            let other = &seeds[rng.below(seeds.len())];
+            mutate(&mut rng, &mut m, other);
+            same_as_reference(&m, &format_args!("mutated generated message {i}"));
+        }
+    }
+
+    /// Names near the limits, where a cached suffix joined to a prefix must fail exactly
+    /// like the walk: the 255-byte limit and the pointer cap reached through the cache.
+    #[test]
+    fn cache_joins_stop_at_the_limits() {
+        for first_len in [200usize, 230, 240, 245, 250, 252, 253] {
+            for prefix in 0..8 {
+                // qname: labels of 9 bytes (+ a shorter last one) filling `first_len`
+                // wire bytes; answers: `prefix` 1-byte labels + a pointer to the qname,
+                // then a pointer to that answer's owner.
+                let mut name = Vec::new();
+                while name.len() + 10 <= first_len {
+                    name.extend_from_slice(b"\x09abcdefghi");
+                }
+                let rest = first_len - name.len();
+                if rest > 1 {
+                    name.push((rest - 1) as u8);
+                    name.extend(std::iter::repeat_n(b'z', rest - 1));
+                }
+                name.push(0);
+                let mut m = msg([1, 0x8180, 1, 3, 0, 0], &[&name, Q_A]);
+                // The qname again through the cache, then with a prefix.
+                m.extend_from_slice(b"\xc0\x0c");
+                m.extend_from_slice(RR_A);
+                let owner = m.len();
+                for _ in 0..prefix {
+                    m.extend_from_slice(b"\x01p");
+                }
+                m.extend_from_slice(b"\xc0\x0c");
+                m.extend_from_slice(RR_A);
+                m.extend_from_slice(&(0xc000 | owner as u16).to_be_bytes());
+                m.extend_from_slice(RR_A);
+                same_as_reference(&m, &format_args!("qname {first_len}, prefix {prefix}"));
+            }
+        }
+        // Chains of pointers 25 to 40 deep, walked and reached through cached names:
+        // owner `k` is a label and a pointer to owner `k - 1`; then one bare pointer and
+        // one label + pointer to the last owner.
+        for depth in 25..40 {
+            same_as_reference(&pointer_chain(depth), &format_args!("chain {depth}"));
+            let mut m = msg([1, 0x8180, 1, depth as u16 + 2, 0, 0], &[b"\x01q\x00", Q_A]);
+            let mut prev = HEADER_LEN;
+            for _ in 0..depth {
+                let here = m.len();
+                m.extend_from_slice(b"\x01x");
+                m.extend_from_slice(&(0xc000 | prev as u16).to_be_bytes());
+                m.extend_from_slice(RR_A);
+                prev = here;
+            }
+            m.extend_from_slice(&(0xc000 | prev as u16).to_be_bytes());
+            m.extend_from_slice(RR_A);
+            m.extend_from_slice(b"\x01y");
+            m.extend_from_slice(&(0xc000 | prev as u16).to_be_bytes());
+            m.extend_from_slice(RR_A);
+            same_as_reference(&m, &format_args!("labelled chain {depth}"));
+        }
+    }
+
+    /// Names rendered for one message are never served to the next one, even when it
+    /// points at the same offsets.
+    #[test]
+    fn cache_does_not_leak_between_messages() {
+        let a = a_response();
+        let mut b = a_response();
+        b[HEADER_LEN + 1] = b'x'; // "xww.example.com"
+        for m in [&a, &b, &a, &b] {
+            same_as_reference(m, &"alternating messages");
+        }
+        assert_eq!(parse(&b).unwrap().answers[0].rrname, "xww.example.com");
+    }
+
+    #[test]
+    fn address_text_matches_std() {
+        use std::net::{Ipv4Addr, Ipv6Addr};
+        let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+        for n in 0..=255u8 {
+            let b = [n, 255 - n, n / 3, n.wrapping_mul(7)];
+            assert_eq!(ipv4_text(b), Ipv4Addr::from(b).to_string());
+        }
+        for i in 0..300_000u32 {
+            let mut b = [0u8; 16];
+            for seg in b.chunks_exact_mut(2) {
+                let v: u16 = match rng.below(5) {
+                    0 | 1 => 0,
+                    2 => rng.below(0x10) as u16,
+                    3 => rng.below(0x1000) as u16,
+                    _ => rng.next() as u16,
+                };
+                seg.copy_from_slice(&v.to_be_bytes());
+            }
+            if i % 7 == 0 {
+                b[..10].fill(0);
+                b[10..12].fill(0xff);
+            }
+            assert_eq!(ipv6_text(b), Ipv6Addr::from(b).to_string(), "{b:?}");
         }
     }
 }
