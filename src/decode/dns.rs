@@ -468,8 +468,8 @@ impl Names {
             if pos < POINTER_RANGE
                 && let Some(slot) = self.labels.get_mut(slot_index(pos))
             {
-                // pos < 0x4000, wire < 255, jumps <= 32, text < TEXT_MAX: the casts
-                // are exact.
+                // pos < 0x4000 and text < TEXT_MAX fit their fields, wire < 255 the
+                // tag's low byte: the casts are exact.
                 *slot = LabelSlot {
                     tag: run_tag | wire as u64,
                     text: self.text.len() as u32,
@@ -501,6 +501,7 @@ impl Names {
         // Wire bytes decoded so far: length octets and labels, no root octet.
         let mut wire = 0usize;
         let result = loop {
+            // jumps <= 32 fits the tag's second byte.
             let run_tag = u64::from(seq) << 32 | (jumps as u64) << 8;
             (pos, wire) = match self.run(msg, pos, wire, run_tag) {
                 Ok(r) => r,
