@@ -58,6 +58,33 @@ fn crosswire_replay(path: &Path, workers: usize) -> u64 {
     s.output.events.values().sum()
 }
 
+/// tshark decoding the same protocols (fields of DNS, TLS ClientHello and HTTP requests, written
+/// to /dev/null), over at most `TSHARK_PACKETS` packets of `path` (tshark is two orders of
+/// magnitude slower; a prefix keeps the bench short). `None` when tshark is not installed.
+fn tshark_pps(path: &Path, packets: u64) -> Option<f64> {
+    const TSHARK_PACKETS: u64 = 100_000;
+    let n = packets.min(TSHARK_PACKETS);
+    let t = Instant::now();
+    let status = std::process::Command::new("tshark")
+        .args(["-n", "-r"])
+        .arg(path)
+        .args(["-c", &n.to_string(), "-T", "fields"])
+        .args([
+            "-e",
+            "dns.qry.name",
+            "-e",
+            "tls.handshake.extensions_server_name",
+        ])
+        .args(["-e", "http.host", "-e", "http.request.uri"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .ok()?;
+    status
+        .success()
+        .then(|| n as f64 / t.elapsed().as_secs_f64())
+}
+
 fn default_inputs() -> Vec<PathBuf> {
     let real = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/captures/real");
     let bench = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench/bench.pcap");
@@ -122,5 +149,16 @@ fn main() {
             all,
             all / floor
         );
+        match tshark_pps(&path, packets) {
+            Some(t) => println!(
+                "{:<40} {:>9} {:>13} {:>13.0} {:>7.4}   (tshark, DNS/TLS/HTTP fields, first packets)",
+                "  peer: tshark",
+                packets.min(100_000),
+                "",
+                t,
+                t / floor
+            ),
+            None => println!("  peer: tshark not installed, not measured"),
+        }
     }
 }
