@@ -1,11 +1,13 @@
 //! Packet sources (capture files, live interfaces) and the dispatcher that batches packets to the
 //! workers.
 //!
-//! A packet is copied once, out of libpcap's buffer into the current batch of the worker its flow
-//! belongs to. Batches are recycled through a return queue, so the steady state allocates nothing.
+//! A packet is copied once, out of the reader's buffer (libpcap's, or crosswire's own for classic
+//! pcap files) into the current batch of the worker its flow belongs to. Batches are recycled
+//! through a return queue, so the steady state allocates nothing.
 //! The dispatcher hashes the innermost addresses and ports symmetrically (both directions of a
-//! flow reach the same worker) with a per-process random seed, so hostile traffic cannot aim all
-//! flows at one worker. IP fragments hash on addresses only (later fragments carry no ports).
+//! flow reach the same worker); live with a per-process random seed, so hostile traffic cannot
+//! aim all flows at one worker, in replay with a fixed one, so that a replay is repeatable. IP
+//! fragments hash on addresses only (later fragments carry no ports).
 
 pub mod file;
 pub mod live;
@@ -129,7 +131,10 @@ pub struct Dispatcher {
     current: Vec<Batch>,
     started: Vec<Option<Instant>>,
     lossless: bool,
-    hasher: foldhash::fast::RandomState,
+    /// Flow-to-worker hash: a fixed seed in replay (the same file always splits the same way,
+    /// so a replay's events do not depend on the run), a random one live (hostile traffic
+    /// cannot aim its flows at one worker).
+    hasher: foldhash::fast::FixedState,
     pub counters: CaptureCounters,
     epoch: Instant,
     /// Batches whose packets were dropped, kept for reuse.
@@ -153,7 +158,11 @@ impl Dispatcher {
             current: (0..n).map(|_| Batch::with_capacity()).collect(),
             started: vec![None; n],
             lossless,
-            hasher: foldhash::fast::RandomState::default(),
+            hasher: foldhash::fast::FixedState::with_seed(if lossless {
+                0x6372_6f73_7377_6972
+            } else {
+                foldhash::fast::RandomState::default().hash_one(0u64)
+            }),
             counters: CaptureCounters::default(),
             epoch,
             spare: Vec::new(),
