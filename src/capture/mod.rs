@@ -417,18 +417,7 @@ mod tests {
                 eprintln!("SKIPPED part: {} is absent", dir.display());
                 continue;
             }
-            let mut found: Vec<_> = std::fs::read_dir(&dir)
-                .unwrap()
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    matches!(
-                        p.extension().and_then(|e| e.to_str()),
-                        Some("pcap" | "pcapng")
-                    )
-                })
-                .collect();
-            found.sort();
-            files.extend(found);
+            files.extend(file::expand(&[dir]).expect("list captures"));
         }
         let (mut fast, mut total) = (0, 0);
         for f in &files {

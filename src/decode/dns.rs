@@ -1887,7 +1887,7 @@ mod tests {
     }
 
     /// UDP payloads and TCP segments (as they are, and without a 2-byte length prefix)
-    /// of every capture file in `dir` whose name contains ".pcap"; the DNS ones (port
+    /// of every capture file in `dir` (`.pcap`, `.pcapng`, `.cap`); the DNS ones (port
     /// 53, 5353 or 5355, or looking like DNS) in `dns`, the others in `other`. Returns
     /// the number of files read, `None` when `dir` cannot be listed.
     fn capture_payloads(
@@ -1895,16 +1895,7 @@ mod tests {
         dns: &mut std::collections::BTreeSet<Vec<u8>>,
         other: &mut std::collections::BTreeSet<Vec<u8>>,
     ) -> Option<usize> {
-        let mut files: Vec<_> = std::fs::read_dir(dir)
-            .ok()?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.contains(".pcap"))
-            })
-            .collect();
-        files.sort();
+        let files = crate::capture::file::expand(&[dir.to_path_buf()]).ok()?;
         for path in &files {
             capture_file_payloads(path, dns, other);
         }

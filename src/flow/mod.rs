@@ -720,6 +720,20 @@ fn flow_id(key: &Key, first_us: u64) -> u64 {
     words.iter().fold(0x6372_6f73_7377_6972, |h, &w| mix(h, w)) & ((1 << 51) - 1)
 }
 
+/// After a TLS hello: passes over a non-handshake record (encrypted data, alerts,
+/// ChangeCipherSpec) by its header, never buffering its body. `skip` holds what is left of the
+/// record across segments. Returns the bytes consumed and whether a new record started here.
+fn pass_record(records: &mut u8, skip: &mut u32, buf: &[u8]) -> (usize, bool) {
+    let started = *skip == 0;
+    if started {
+        *records = records.saturating_add(1);
+        *skip = u32::try_from(tls::other_record_len(buf).unwrap_or(0)).unwrap_or(u32::MAX);
+    }
+    let n = usize::try_from(*skip).unwrap_or(usize::MAX).min(buf.len());
+    *skip -= n as u32;
+    (n, started)
+}
+
 struct Ctx<'l> {
     ts_us: u64,
     recv_ns: u64,
@@ -887,8 +901,9 @@ fn run_app(
             App::TlsClient { records, skip }
                 if *skip > 0 || *records > 0 && tls::other_record_len(buf).is_some() =>
             {
-                // After the hello: pass over encrypted records by their headers.
-                if *skip == 0 {
+                let started;
+                (consumed, started) = pass_record(records, skip, buf);
+                if started {
                     // The client moved on: its hello will not be completed by a server hello
                     // we have not seen by now (one-sided capture).
                     if let Some((pd, ts, _recv, ev)) = tf.pending_tls.take().map(|b| *b) {
@@ -897,11 +912,7 @@ fn run_app(
                             kind: Kind::Tls(Box::new(ev)),
                         });
                     }
-                    *records += 1;
-                    *skip = tls::other_record_len(buf).unwrap_or(0) as u32;
                 }
-                consumed = (*skip as usize).min(buf.len());
-                *skip -= consumed as u32;
             }
             App::TlsClient { records, .. } => match tls::client_hello(buf) {
                 tls::Parse::Done(ch, n) => {
@@ -947,12 +958,7 @@ fn run_app(
             App::TlsServer { records, skip }
                 if *skip > 0 || *records > 0 && tls::other_record_len(buf).is_some() =>
             {
-                if *skip == 0 {
-                    *records += 1;
-                    *skip = tls::other_record_len(buf).unwrap_or(0) as u32;
-                }
-                consumed = (*skip as usize).min(buf.len());
-                *skip -= consumed as u32;
+                (consumed, _) = pass_record(records, skip, buf);
             }
             App::TlsServer { records, .. } => match tls::server_hello(buf) {
                 tls::Parse::Done(sh, n) => {
@@ -1125,4 +1131,30 @@ fn find_server_hello(buf: &[u8]) -> Option<usize> {
             (38..=16_640).contains(&len)
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encrypted_records_are_passed_over_across_segments_without_buffering() {
+        // Application data (type 23), TLS 1.2, 100-byte body, arriving in three segments.
+        let mut first = vec![23u8, 3, 3, 0, 100];
+        first.extend_from_slice(&[0xaa; 30]);
+        let (mut records, mut skip) = (1u8, 0u32);
+        assert_eq!(pass_record(&mut records, &mut skip, &first), (35, true));
+        assert_eq!((records, skip), (2, 70));
+        assert_eq!(pass_record(&mut records, &mut skip, &[0xbb; 50]), (50, false));
+        assert_eq!(skip, 20);
+        // The last 20 bytes, then the next record's header in the same segment.
+        let mut last = vec![0xcc; 20];
+        last.extend_from_slice(&[21, 3, 3, 0, 2, 1, 0]);
+        assert_eq!(pass_record(&mut records, &mut skip, &last), (20, false));
+        assert_eq!(skip, 0);
+        assert_eq!(pass_record(&mut records, &mut skip, &last[20..]), (7, true));
+        assert_eq!((records, skip), (3, 0));
+        // A handshake record is not passed over this way.
+        assert_eq!(tls::other_record_len(&[22, 3, 3, 0, 4, 1, 0, 0, 0]), None);
+    }
 }

@@ -272,6 +272,7 @@ impl Intel {
 /// Runs the output loop until every sender is gone. Returns the totals. With an analyzer,
 /// domain intelligence runs on its own thread fed from here; `lossless` (replay) makes this
 /// thread wait for it rather than drop observations.
+///
 /// `queues`: the messages in, and the emptied event vectors back to the workers.
 pub fn run(
     queues: (Receiver<Msg>, Sender<Vec<Event>>),
