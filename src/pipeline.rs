@@ -209,10 +209,12 @@ impl Worker {
     fn run(mut self) {
         let mut events: Vec<Event> = Vec::new();
         let mut published = Instant::now();
-        while let Ok(batch) = self.rx.recv() {
+        while let Ok(mut batch) = self.rx.recv() {
             for (ts, recv, data) in batch.iter() {
                 self.packet(batch.link_type, ts, recv, data, &mut events);
             }
+            // Emptied here, so that the read chunk it may refer to is free for reuse at once.
+            batch.clear();
             let _ = self.recycle.try_send(batch);
             if !events.is_empty() {
                 let fresh = self.spare.try_recv().unwrap_or_default();

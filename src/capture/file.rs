@@ -175,13 +175,13 @@ fn replay_classic(
         if packets.is_multiple_of(64) || pace.factor.is_some() {
             recv = d.now_ns();
         }
-        match r.next_packet() {
-            Ok(Some((ts_us, data))) => {
+        match r.next_record() {
+            Ok(Some((ts_us, start, end))) => {
                 if pace.wait(ts_us, d) {
                     recv = d.now_ns();
                 }
                 packets += 1;
-                d.push_received(lt, ts_us, recv, data);
+                d.push_chunk(lt, ts_us, recv, r.chunk(), start, end);
             }
             Ok(None) => break,
             Err(e) => {

@@ -30,21 +30,32 @@ pub const LIVE_QUEUE_GRACE: Duration = Duration::from_millis(100);
 pub const BATCH_PACKETS: usize = 256;
 /// Packet bytes per batch (a batch is sent when either cap is reached).
 pub const BATCH_BYTES: usize = 256 * 1024;
+/// Packets per batch when the batch refers to a read chunk of a capture file instead of
+/// holding copies: nothing is copied, so a batch may be larger, and each hand-over (a wake-up
+/// of the worker, and of the capture thread waiting for queue room) is paid for fewer packets.
+pub const CHUNK_BATCH_PACKETS: usize = 2048;
 
 /// A partial batch is sent once the packets after its first one are this much later in packet
 /// time, so that workers with little traffic do not hold their events back (the output stays
 /// near event-time order across workers, in replay as live).
 pub const MAX_BATCH_SPAN_US: u64 = 100_000;
 
-/// Packets of one link type, stored back to back in one buffer.
+/// Packets of one link type: either copied back to back into the batch's own buffer (live
+/// capture, libpcap replay), or left where crosswire's pcap reader read them, in a shared read
+/// chunk (classic pcap replay: no copy at all on the capture thread).
 #[derive(Debug, Default)]
 pub struct Batch {
     pub link_type: i32,
     ts_us: Vec<u64>,
     recv_ns: Vec<u64>,
-    ends: Vec<usize>,
+    /// (start, end) of each packet in `data`, or in `chunk` when it is set.
+    spans: Vec<(u32, u32)>,
     data: Vec<u8>,
+    chunk: Option<Chunk>,
 }
+
+/// A read buffer of the pcap reader, shared by the batches whose packets lie in it.
+pub type Chunk = std::sync::Arc<Vec<u8>>;
 
 impl Batch {
     pub fn with_capacity() -> Self {
@@ -52,20 +63,22 @@ impl Batch {
             link_type: 0,
             ts_us: Vec::with_capacity(BATCH_PACKETS),
             recv_ns: Vec::with_capacity(BATCH_PACKETS),
-            ends: Vec::with_capacity(BATCH_PACKETS),
+            spans: Vec::with_capacity(BATCH_PACKETS),
             data: Vec::with_capacity(BATCH_BYTES + 16_384),
+            chunk: None,
         }
     }
 
     pub fn clear(&mut self) {
         self.ts_us.clear();
         self.recv_ns.clear();
-        self.ends.clear();
+        self.spans.clear();
         self.data.clear();
+        self.chunk = None;
     }
 
     pub fn len(&self) -> usize {
-        self.ends.len()
+        self.spans.len()
     }
 
     /// Packet time of the first packet, if any.
@@ -74,29 +87,59 @@ impl Batch {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.spans.is_empty()
     }
 
     fn is_full(&self) -> bool {
-        self.ends.len() >= BATCH_PACKETS || self.data.len() >= BATCH_BYTES
+        if self.chunk.is_some() {
+            self.spans.len() >= CHUNK_BATCH_PACKETS
+        } else {
+            self.spans.len() >= BATCH_PACKETS || self.data.len() >= BATCH_BYTES
+        }
     }
 
     pub fn push(&mut self, ts_us: u64, recv_ns: u64, data: &[u8]) {
+        let start = self.data.len() as u32;
         self.data.extend_from_slice(data);
         self.ts_us.push(ts_us);
         self.recv_ns.push(recv_ns);
-        self.ends.push(self.data.len());
+        self.spans.push((start, self.data.len() as u32));
+    }
+
+    /// Whether a packet of `chunk` may join this batch (it is empty, or already refers to the
+    /// same chunk).
+    fn takes_chunk(&self, chunk: &Chunk) -> bool {
+        match &self.chunk {
+            Some(c) => std::sync::Arc::ptr_eq(c, chunk),
+            None => self.spans.is_empty(),
+        }
+    }
+
+    /// Adds a packet that lies at `start..end` of `chunk` (see [`Batch::takes_chunk`]).
+    fn push_in_chunk(&mut self, ts_us: u64, recv_ns: u64, chunk: &Chunk, start: u32, end: u32) {
+        if self.chunk.is_none() {
+            self.chunk = Some(chunk.clone());
+        }
+        self.ts_us.push(ts_us);
+        self.recv_ns.push(recv_ns);
+        self.spans.push((start, end));
     }
 
     /// (packet time µs, receive time ns, bytes) of each packet.
     pub fn iter(&self) -> impl Iterator<Item = (u64, u64, &[u8])> + '_ {
-        let starts = std::iter::once(0).chain(self.ends.iter().copied());
-        self.ends
+        let bytes: &[u8] = match &self.chunk {
+            Some(c) => c,
+            None => &self.data,
+        };
+        self.spans
             .iter()
-            .zip(starts)
             .zip(self.ts_us.iter().zip(self.recv_ns.iter()))
-            .map(|((&end, start), (&ts, &recv))| {
-                (ts, recv, self.data.get(start..end).unwrap_or_default())
+            .map(move |(&(start, end), (&ts, &recv))| {
+                (
+                    ts,
+                    recv,
+                    bytes.get(start as usize..end as usize).unwrap_or_default(),
+                )
             })
     }
 }
@@ -200,25 +243,66 @@ impl Dispatcher {
     /// Adds one packet received at `recv` ([`Dispatcher::now_ns`] clock). File replay reads
     /// the clock once per run of packets instead of once per packet.
     pub fn push_received(&mut self, link_type: i32, ts_us: u64, recv: u64, data: &[u8]) {
+        let w = self.route(link_type, data, None);
+        if let Some(batch) = self.current.get_mut(w) {
+            batch.push(ts_us, recv, data);
+        }
+        self.pushed(w, ts_us);
+    }
+
+    /// Like [`Dispatcher::push_received`] for a packet at `start..end` of a shared read chunk:
+    /// the batch refers to the chunk instead of copying the packet.
+    pub fn push_chunk(
+        &mut self,
+        link_type: i32,
+        ts_us: u64,
+        recv: u64,
+        chunk: &Chunk,
+        start: usize,
+        end: usize,
+    ) {
+        let (Ok(s), Ok(e)) = (u32::try_from(start), u32::try_from(end)) else {
+            return;
+        };
+        let data = chunk.get(start..end).unwrap_or_default();
+        let w = self.route(link_type, data, Some(chunk));
+        if let Some(batch) = self.current.get_mut(w) {
+            batch.push_in_chunk(ts_us, recv, chunk, s, e);
+        }
+        self.pushed(w, ts_us);
+    }
+
+    /// Counts a packet and picks its worker; first sends that worker's batch if the packet
+    /// cannot join it (another link type, or another buffer: a copied packet cannot join a
+    /// batch of chunk packets and vice versa).
+    fn route(&mut self, link_type: i32, data: &[u8], chunk: Option<&Chunk>) -> usize {
         self.counters.packets += 1;
         self.counters.bytes += data.len() as u64;
-        self.counters.last_ts_us = ts_us;
         let w = self.worker_for(link_type, data);
-        let Some(batch) = self.current.get_mut(w) else {
-            return;
+        let Some(batch) = self.current.get(w) else {
+            return w;
         };
-        if batch.link_type != link_type && !batch.is_empty() {
+        let fits = match chunk {
+            Some(c) => batch.takes_chunk(c),
+            None => batch.chunk.is_none(),
+        };
+        if !batch.is_empty() && (batch.link_type != link_type || !fits) {
             self.send(w);
         }
-        let Some(batch) = self.current.get_mut(w) else {
-            return;
-        };
-        batch.link_type = link_type;
-        batch.push(ts_us, recv, data);
+        if let Some(batch) = self.current.get_mut(w) {
+            batch.link_type = link_type;
+        }
+        w
+    }
+
+    /// After a packet joined worker `w`'s batch: sends it when full, and any batch that has
+    /// spanned too much packet time.
+    fn pushed(&mut self, w: usize, ts_us: u64) {
+        self.counters.last_ts_us = ts_us;
         if let Some(s) = self.started.get_mut(w) {
             s.get_or_insert_with(Instant::now);
         }
-        if batch.is_full() {
+        if self.current.get(w).is_some_and(Batch::is_full) {
             self.send(w);
         }
         if ts_us >= self.next_span_check {

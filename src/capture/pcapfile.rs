@@ -3,8 +3,10 @@
 //!
 //! Written by hand because libpcap's own reader is the bigger half of the replay capture
 //! thread: it makes two buffered `fread` calls and one copy per packet before crosswire copies
-//! the packet again into a worker batch. Here records are sliced straight out of one large read
-//! buffer (1 MiB, refilled with plain `read` calls), so a packet is copied once, into its batch.
+//! the packet again into a worker batch. Here records are sliced straight out of large read
+//! chunks (1 MiB, filled with plain `read` calls) that the worker batches share
+//! ([`super::Chunk`]), so the capture thread copies no packet at all. A chunk still referred to
+//! by a batch is never written; the reader continues in a free one from its small pool.
 //! pcapng files, the rare "modified" pcap variants, and replays with a BPF filter still go
 //! through libpcap ([`super::file`] decides).
 //!
@@ -18,6 +20,11 @@ use std::io::Read;
 pub const MAX_RECORD: usize = 262_144;
 /// Read size.
 const BUF: usize = 1 << 20;
+/// Bytes of one chunk: a full read plus room for a record that straddles two reads.
+const CHUNK: usize = BUF + MAX_RECORD + 16;
+/// Spare chunks kept for reuse (the ones in flight come back as the workers finish with them;
+/// beyond this many, a chunk is freed by its last batch).
+const POOL: usize = 16;
 
 /// What went wrong, and where (byte offset of the bad record).
 #[derive(Debug)]
@@ -29,7 +36,10 @@ pub struct ReadError {
 /// A classic pcap file being read.
 pub struct Reader<R> {
     src: R,
-    buf: Vec<u8>,
+    /// The chunk being read.
+    buf: super::Chunk,
+    /// Chunks handed to batches earlier, reused once no batch refers to them.
+    pool: Vec<super::Chunk>,
     /// Unread bytes are `buf[pos..end]`.
     pos: usize,
     end: usize,
@@ -75,7 +85,8 @@ impl<R: Read> Reader<R> {
         let link_type = (word([head[20], head[21], head[22], head[23]]) & 0xffff) as i32;
         Ok(Some(Reader {
             src,
-            buf: vec![0; BUF + MAX_RECORD + 16],
+            buf: std::sync::Arc::new(vec![0; CHUNK]),
+            pool: Vec::new(),
             pos: 0,
             end: 0,
             offset: 24,
@@ -88,6 +99,23 @@ impl<R: Read> Reader<R> {
 
     pub fn link_type(&self) -> i32 {
         self.link_type
+    }
+
+    /// The chunk that the spans returned by [`Reader::next_record`] index.
+    pub fn chunk(&self) -> &super::Chunk {
+        &self.buf
+    }
+
+    /// A chunk no batch refers to any more, or a new one.
+    fn free_chunk(&mut self) -> super::Chunk {
+        match self
+            .pool
+            .iter_mut()
+            .position(|c| std::sync::Arc::get_mut(c).is_some())
+        {
+            Some(i) => self.pool.swap_remove(i),
+            None => std::sync::Arc::new(vec![0; CHUNK]),
+        }
     }
 
     fn word(&self, at: usize) -> u32 {
@@ -108,13 +136,34 @@ impl<R: Read> Reader<R> {
         if self.end - self.pos >= need || self.eof {
             return Ok(());
         }
-        // Move the unread tail to the front (at most one partial record), then read.
-        self.buf.copy_within(self.pos..self.end, 0);
+        // Move the unread tail (at most one partial record) to the front of the chunk, or of a
+        // free chunk when batches still refer to this one; then read.
+        if std::sync::Arc::get_mut(&mut self.buf).is_none() {
+            let mut fresh = self.free_chunk();
+            if let (Some(dst), Some(tail)) = (
+                std::sync::Arc::get_mut(&mut fresh),
+                self.buf.get(self.pos..self.end),
+            ) {
+                dst.get_mut(..tail.len())
+                    .unwrap_or_default()
+                    .copy_from_slice(tail);
+            }
+            let old = std::mem::replace(&mut self.buf, fresh);
+            if self.pool.len() < POOL {
+                self.pool.push(old);
+            }
+        } else if let Some(buf) = std::sync::Arc::get_mut(&mut self.buf) {
+            buf.copy_within(self.pos..self.end, 0);
+        }
         self.end -= self.pos;
         self.pos = 0;
+        // Only this reader holds the chunk now (a fresh one, or one no batch refers to).
+        let Some(buf) = std::sync::Arc::get_mut(&mut self.buf) else {
+            return Err(std::io::Error::other("read chunk still shared"));
+        };
         // Each pass reads at least one byte or ends: bounded by the buffer size.
         while self.end < need {
-            let room = self.buf.get_mut(self.end..).unwrap_or_default();
+            let room = buf.get_mut(self.end..).unwrap_or_default();
             if room.is_empty() {
                 break;
             }
@@ -130,7 +179,7 @@ impl<R: Read> Reader<R> {
         }
         // Top up to a full read while we are here, so that refills stay rare.
         if !self.eof && self.end < BUF {
-            let room = self.buf.get_mut(self.end..BUF).unwrap_or_default();
+            let room = buf.get_mut(self.end..BUF).unwrap_or_default();
             match self.src.read(room) {
                 Ok(0) => self.eof = true,
                 Ok(n) => self.end += n,
@@ -143,6 +192,14 @@ impl<R: Read> Reader<R> {
 
     /// The next packet: (packet time in µs, captured bytes). `Ok(None)` at the end of the file.
     pub fn next_packet(&mut self) -> Result<Option<(u64, &[u8])>, ReadError> {
+        Ok(self
+            .next_record()?
+            .map(|(ts, start, end)| (ts, self.buf.get(start..end).unwrap_or_default())))
+    }
+
+    /// The next packet as (packet time in µs, start, end): its bytes are
+    /// `chunk()[start..end]`, valid until the next call. `Ok(None)` at the end of the file.
+    pub fn next_record(&mut self) -> Result<Option<(u64, usize, usize)>, ReadError> {
         let at = self.offset;
         let io = |e: std::io::Error| ReadError {
             offset: at,
@@ -187,10 +244,7 @@ impl<R: Read> Reader<R> {
         self.offset += (16 + caplen) as u64;
         let micros = if self.nanos { frac / 1000 } else { frac };
         let ts_us = sec.saturating_mul(1_000_000).saturating_add(micros);
-        Ok(Some((
-            ts_us,
-            self.buf.get(start..start + caplen).unwrap_or_default(),
-        )))
+        Ok(Some((ts_us, start, start + caplen)))
     }
 }
 
@@ -283,6 +337,55 @@ mod tests {
             assert_eq!(*ts, i as u64 * 1_000_000);
             assert_eq!(d, &payloads[i]);
         }
+    }
+
+    #[test]
+    fn spans_stay_valid_while_batches_hold_their_chunks() {
+        // As in replay: each span is kept with a reference to its chunk (a batch in flight)
+        // while the reader goes on; a chunk held elsewhere must never be overwritten, and a
+        // record straddling two reads must come out whole from the next chunk.
+        let payloads: Vec<Vec<u8>> = (0..9000u32)
+            .map(|i| (0..(i * 53 % 1400)).map(|j| (i ^ j) as u8).collect())
+            .collect();
+        let recs: Vec<(u32, u32, &[u8])> = payloads
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (i as u32, 0, p.as_slice()))
+            .collect();
+        let mut r = Reader::open(std::io::Cursor::new(file(true, false, &recs)))
+            .unwrap()
+            .expect("classic pcap");
+        // "Batches" in flight, released in waves, so that some chunks come back for reuse.
+        let mut held: Vec<(super::super::Chunk, usize, usize, usize)> = Vec::new();
+        let mut checked = 0;
+        let mut chunks_seen: Vec<*const Vec<u8>> = Vec::new();
+        while let Some((ts, start, end)) = r.next_record().unwrap() {
+            let i = ts as usize / 1_000_000;
+            let c = r.chunk().clone();
+            if !chunks_seen.contains(&std::sync::Arc::as_ptr(&c)) {
+                chunks_seen.push(std::sync::Arc::as_ptr(&c));
+            }
+            held.push((c, start, end, i));
+            if held.len() >= 2500 {
+                for (c, s, e, i) in held.drain(..) {
+                    assert_eq!(&c[s..e], payloads[i].as_slice(), "packet {i}");
+                    checked += 1;
+                }
+            }
+        }
+        for (c, s, e, i) in held.drain(..) {
+            assert_eq!(&c[s..e], payloads[i].as_slice(), "packet {i}");
+            checked += 1;
+        }
+        assert_eq!(checked, payloads.len());
+        // The file is several reads long; released chunks were reused, so few were made.
+        // (6.4 MB: seven chunks without reuse; at most three are held at once here.)
+        assert!(
+            (2..=5).contains(&chunks_seen.len()),
+            "{}",
+            chunks_seen.len()
+        );
+        assert!(r.pool.len() <= POOL);
     }
 
     #[test]

@@ -104,7 +104,9 @@ struct Datagram {
 #[derive(Debug)]
 pub struct Defrag {
     limits: Limits,
-    map: HashMap<Key, Datagram>,
+    /// foldhash with a per-process random seed: fast (std's SipHash cost more than the
+    /// reassembly itself), and hostile fragments cannot precompute collisions.
+    map: HashMap<Key, Datagram, foldhash::fast::RandomState>,
     /// (generation, key) in first-seen order; stale entries are skipped lazily.
     order: VecDeque<(u64, Key)>,
     next_gen: u64,
@@ -116,7 +118,7 @@ impl Defrag {
     pub fn new(limits: Limits) -> Self {
         Defrag {
             limits,
-            map: HashMap::new(),
+            map: HashMap::default(),
             order: VecDeque::new(),
             next_gen: 0,
             stats: DefragStats::default(),

@@ -1145,7 +1145,10 @@ mod tests {
         let (mut records, mut skip) = (1u8, 0u32);
         assert_eq!(pass_record(&mut records, &mut skip, &first), (35, true));
         assert_eq!((records, skip), (2, 70));
-        assert_eq!(pass_record(&mut records, &mut skip, &[0xbb; 50]), (50, false));
+        assert_eq!(
+            pass_record(&mut records, &mut skip, &[0xbb; 50]),
+            (50, false)
+        );
         assert_eq!(skip, 20);
         // The last 20 bytes, then the next record's header in the same segment.
         let mut last = vec![0xcc; 20];
