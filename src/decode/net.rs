@@ -370,7 +370,54 @@ enum Step<'a> {
 
 enum Flow<'a> {
     Next(Step<'a>),
-    Done(Frame<'a>),
+    Done(Parts<'a>),
+}
+
+/// What the IP step found: a [`Frame`] without the encapsulation state, which stays in
+/// [`State`] until the frame is assembled once at the end. Under 128 bytes, so that passing it
+/// up through the layers is a few register moves rather than a call to memcpy per move.
+#[derive(Clone, Copy)]
+struct Parts<'a> {
+    ip: IpInfo,
+    frag: Option<Fragment>,
+    l4: L4<'a>,
+    inner_error: Option<Error>,
+}
+
+/// The outer packet of a tunnel being unwrapped, with the encapsulation state it had.
+#[derive(Clone, Copy)]
+struct Outer<'a> {
+    parts: Parts<'a>,
+    vlan: [u16; VLAN_IDS],
+    vlan_len: u8,
+    tunnel: Option<Tunnel>,
+}
+
+impl<'a> Outer<'a> {
+    fn frame(&self) -> Frame<'a> {
+        assemble(self.vlan, self.vlan_len, self.tunnel, self.parts)
+    }
+}
+
+#[inline]
+fn assemble<'a>(
+    vlan: [u16; VLAN_IDS],
+    vlan_len: u8,
+    tunnel: Option<Tunnel>,
+    p: Parts<'a>,
+) -> Frame<'a> {
+    Frame {
+        vlan,
+        vlan_len,
+        tunnel,
+        src: p.ip.src,
+        dst: p.ip.dst,
+        proto: p.ip.proto,
+        frag: p.frag,
+        l4: p.l4,
+        ttl: p.ip.ttl,
+        inner_error: p.inner_error,
+    }
 }
 
 struct State<'a> {
@@ -378,8 +425,8 @@ struct State<'a> {
     vlan_len: u8,
     vlan_tags: u8,
     tunnel: Option<Tunnel>,
-    /// The last complete outer frame, returned if a tunnel's inner decode fails.
-    fallback: Option<Frame<'a>>,
+    /// The last complete outer packet, returned if a tunnel's inner decode fails.
+    fallback: Option<Outer<'a>>,
 }
 
 impl<'a> State<'a> {
@@ -436,12 +483,19 @@ impl<'a> State<'a> {
     /// On error: the last outer frame if a tunnel was being unwrapped, else the error.
     fn fail(&mut self, e: Error) -> Result<Frame<'a>, Error> {
         match self.fallback.take() {
-            Some(mut f) => {
+            Some(o) => {
+                let mut f = o.frame();
                 f.inner_error = Some(e);
                 Ok(f)
             }
             None => Err(e),
         }
+    }
+
+    /// The frame of the innermost IP layer `p`, with the encapsulation state gathered.
+    #[inline]
+    fn frame(&self, p: Parts<'a>) -> Frame<'a> {
+        assemble(self.vlan, self.vlan_len, self.tunnel, p)
     }
 }
 
@@ -457,7 +511,7 @@ pub fn decode(link_type: i32, data: &[u8]) -> Result<Frame<'_>, Error> {
     {
         let mut st = State::new();
         return match ip(&mut st, rest) {
-            Ok(Flow::Done(f)) => Ok(f),
+            Ok(Flow::Done(p)) => Ok(st.frame(p)),
             Ok(Flow::Next(step)) => run(st, step),
             Err(e) => Err(e),
         };
@@ -495,7 +549,7 @@ pub fn decode_reassembled<'a>(outer: &Frame<'_>, payload: &'a [u8]) -> Frame<'a>
         inner_error: None,
     };
     match flow {
-        Ok(Flow::Done(f)) => f,
+        Ok(Flow::Done(p)) => st.frame(p),
         Ok(Flow::Next(step)) => run(st, step).unwrap_or(base),
         Err(e) => Frame {
             inner_error: Some(e),
@@ -518,7 +572,7 @@ fn run<'a>(mut st: State<'a>, first: Step<'a>) -> Result<Frame<'a>, Error> {
         };
         match r {
             Ok(Flow::Next(s)) => step = s,
-            Ok(Flow::Done(f)) => return Ok(f),
+            Ok(Flow::Done(p)) => return Ok(st.frame(p)),
             Err(e) => return st.fail(e),
         }
     }
@@ -808,7 +862,7 @@ fn ip<'a>(st: &mut State<'a>, d: &'a [u8]) -> Result<Flow<'a>, Error> {
         }
     };
     if let Some(f) = frag {
-        return Ok(Flow::Done(frame(st, info, Some(f), L4::Other(payload))));
+        return Ok(Flow::Done(parts(info, Some(f), L4::Other(payload))));
     }
     after_ip(st, info, payload, incomplete)
 }
@@ -845,17 +899,11 @@ fn ipv6_fragment<'a>(
 }
 
 #[inline]
-fn frame<'a>(st: &State<'a>, ip: IpInfo, frag: Option<Fragment>, l4: L4<'a>) -> Frame<'a> {
-    Frame {
-        vlan: st.vlan,
-        vlan_len: st.vlan_len,
-        tunnel: st.tunnel,
-        src: ip.src,
-        dst: ip.dst,
-        proto: ip.proto,
+fn parts(ip: IpInfo, frag: Option<Fragment>, l4: L4<'_>) -> Parts<'_> {
+    Parts {
+        ip,
         frag,
         l4,
-        ttl: ip.ttl,
         inner_error: None,
     }
 }
@@ -869,13 +917,13 @@ fn after_ip<'a>(
     incomplete: bool,
 ) -> Result<Flow<'a>, Error> {
     match ip.proto {
-        6 => Ok(Flow::Done(frame(st, ip, None, tcp(payload)))),
+        6 => Ok(Flow::Done(parts(ip, None, tcp(payload)))),
         17 => {
             let l4 = udp(payload);
             let L4::Udp(u) = l4 else {
-                return Ok(Flow::Done(frame(st, ip, None, l4)));
+                return Ok(Flow::Done(parts(ip, None, l4)));
             };
-            let outer = frame(st, ip, None, l4);
+            let outer = parts(ip, None, l4);
             let found = udp_tunnel(u.dst_port, u.payload, incomplete)
                 .or_else(|| udp_tunnel(u.src_port, u.payload, incomplete));
             match found {
@@ -884,18 +932,18 @@ fn after_ip<'a>(
             }
         }
         47 => {
-            let outer = frame(st, ip, None, L4::Other(payload));
+            let outer = parts(ip, None, L4::Other(payload));
             match gre(payload) {
                 Ok((kind, step)) => tunnel(st, outer, kind, step),
                 // Not a GRE we understand: the GRE packet itself is the result.
-                Err(e) => Ok(Flow::Done(Frame {
+                Err(e) => Ok(Flow::Done(Parts {
                     inner_error: Some(e),
                     ..outer
                 })),
             }
         }
         4 | 41 => {
-            let outer = frame(st, ip, None, L4::Other(payload));
+            let outer = parts(ip, None, L4::Other(payload));
             let kind = if ip.proto == 4 {
                 TunnelKind::IpInIp
             } else {
@@ -903,24 +951,30 @@ fn after_ip<'a>(
             };
             tunnel(st, outer, kind, Step::Ip(payload))
         }
-        _ => Ok(Flow::Done(frame(st, ip, None, L4::Other(payload)))),
+        _ => Ok(Flow::Done(parts(ip, None, L4::Other(payload)))),
     }
 }
 
 /// Enter a tunnel: remember the outer frame as the fallback, record the encapsulation.
 fn tunnel<'a>(
     st: &mut State<'a>,
-    outer: Frame<'a>,
+    outer: Parts<'a>,
     kind: TunnelKind,
     step: Step<'a>,
 ) -> Result<Flow<'a>, Error> {
-    if let Err(e) = st.encap(kind, Some((outer.src, outer.dst))) {
-        return Ok(Flow::Done(Frame {
+    let before = Outer {
+        parts: outer,
+        vlan: st.vlan,
+        vlan_len: st.vlan_len,
+        tunnel: st.tunnel,
+    };
+    if let Err(e) = st.encap(kind, Some((outer.ip.src, outer.ip.dst))) {
+        return Ok(Flow::Done(Parts {
             inner_error: Some(e),
             ..outer
         }));
     }
-    st.fallback = Some(outer);
+    st.fallback = Some(before);
     Ok(Flow::Next(step))
 }
 
