@@ -10,6 +10,7 @@
 //! evicted first hands over the events it was still completing (a TLS ClientHello waiting for
 //! the ServerHello, HTTP requests waiting for their responses).
 
+mod map;
 pub mod tcp;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -169,72 +170,10 @@ impl Key {
     }
 }
 
-/// The flows of one worker, hashed once per packet. foldhash with a per-process random seed:
-/// fast, and hostile traffic cannot precompute collisions.
-///
-/// TODO(issue 7): this table's cache misses (control group, first key compare, new-entry
-/// store) are the largest single cost of a worker on the bench; an own table with the key in
-/// the first cache line, batch prefetch of control bytes and in-place rehash at a chosen fill
-/// level is the next step (see the session 3 note).
-struct FlowMap {
-    table: hashbrown::HashTable<(Key, Flow)>,
-    hasher: foldhash::fast::RandomState,
-}
-
-impl FlowMap {
-    fn with_capacity(n: usize) -> Self {
-        FlowMap {
-            // Room for twice the cap, allocated once: with the table never more than half full,
-            // the tombstones left by evictions are cleared by rehashing in place instead of by
-            // doubling the table (which briefly held two tables and then kept the bigger one).
-            table: hashbrown::HashTable::with_capacity(n.saturating_mul(2)),
-            hasher: foldhash::fast::RandomState::default(),
-        }
-    }
-
-    fn hash(&self, k: &Key) -> u64 {
-        use std::hash::BuildHasher;
-        self.hasher.hash_one(k)
-    }
-
-    fn len(&self) -> usize {
-        self.table.len()
-    }
-
-    fn get(&self, k: &Key) -> Option<&Flow> {
-        self.table
-            .find(self.hash(k), |(x, _)| x == k)
-            .map(|(_, f)| f)
-    }
-
-    fn contains_hashed(&self, h: u64, k: &Key) -> bool {
-        self.table.find(h, |(x, _)| x == k).is_some()
-    }
-
-    fn get_mut_hashed(&mut self, h: u64, k: &Key) -> Option<&mut Flow> {
-        self.table.find_mut(h, |(x, _)| x == k).map(|(_, f)| f)
-    }
-
-    fn insert_hashed(&mut self, h: u64, k: Key, f: Flow) {
-        let hasher = &self.hasher;
-        self.table.insert_unique(h, (k, f), |(x, _)| {
-            use std::hash::BuildHasher;
-            hasher.hash_one(x)
-        });
-    }
-
-    fn remove(&mut self, k: &Key) -> Option<Flow> {
-        let h = self.hash(k);
-        match self.table.find_entry(h, |(x, _)| x == k) {
-            Ok(e) => Some(e.remove().0.1),
-            Err(_) => None,
-        }
-    }
-
-    fn keys(&self) -> Vec<Key> {
-        self.table.iter().map(|(k, _)| *k).collect()
-    }
-}
+/// The flows of one worker, looked up once per packet: a fixed-capacity slab indexed by a
+/// compact hash index (see [`map`]), hashed with foldhash and a per-process random seed (hostile
+/// traffic cannot precompute collisions).
+type FlowMap = map::SlabMap<Key, Flow>;
 
 /// What an application decoder does with one TCP direction.
 enum App {
@@ -341,8 +280,9 @@ impl MetaBase {
 /// The flow table of one worker.
 pub struct Table {
     flows: FlowMap,
-    /// Approximate activity order: (check-at time, key); one entry per flow.
-    queue: VecDeque<(u64, Key)>,
+    /// Approximate activity order: (check-at time, slot, generation); one entry per flow. An
+    /// entry whose slot has moved on to another generation names an ended flow and is skipped.
+    queue: VecDeque<(u64, u32, u32)>,
     limits: Limits,
     pub counters: Counters,
     next_expiry_check: u64,
@@ -357,7 +297,7 @@ pub struct Table {
 impl Table {
     pub fn new(limits: Limits) -> Self {
         Table {
-            flows: FlowMap::with_capacity(limits.max_flows.min(1 << 22)),
+            flows: FlowMap::new(limits.max_flows),
             queue: VecDeque::with_capacity(limits.max_flows.min(1 << 22)),
             limits,
             counters: Counters::default(),
@@ -400,25 +340,33 @@ impl Table {
         let (key, a_to_b) = Key::new(f.src, sp, f.dst, dp, f.proto, vlan);
         let dir = if a_to_b { 0 } else { 1 };
         let hash = self.flows.hash(&key);
-        if !self.flows.contains_hashed(hash, &key) {
-            self.make_room(out);
-            let flow = Flow {
-                id: flow_id(&key, ts_us),
-                last_us: ts_us,
-                closed: false,
-                vlan: f.vlan,
-                vlan_len: f.vlan_len,
-                tunnel: f.tunnel,
-                isn: [None; 2],
-                fin: [false; 2],
-                tcp: None,
-            };
-            self.flows.insert_hashed(hash, key, flow);
-            self.queue
-                .push_back((ts_us.saturating_add(self.timeout(&key, false)), key));
-            self.counters.flows_created += 1;
-        }
-        let Some(flow) = self.flows.get_mut_hashed(hash, &key) else {
+        let slot = match self.flows.find(hash, &key) {
+            Some(slot) => slot,
+            None => {
+                // Evict first: the new flow takes the evicted flow's slot.
+                self.make_room(out);
+                let flow = Flow {
+                    id: flow_id(&key, ts_us),
+                    last_us: ts_us,
+                    closed: false,
+                    vlan: f.vlan,
+                    vlan_len: f.vlan_len,
+                    tunnel: f.tunnel,
+                    isn: [None; 2],
+                    fin: [false; 2],
+                    tcp: None,
+                };
+                let Ok(slot) = self.flows.insert(hash, key, flow) else {
+                    return;
+                };
+                let check_at = ts_us.saturating_add(self.timeout(&key, false));
+                self.queue
+                    .push_back((check_at, slot, self.flows.generation(slot)));
+                self.counters.flows_created += 1;
+                slot
+            }
+        };
+        let Some(flow) = self.flows.get_mut(slot) else {
             return;
         };
         flow.last_us = flow.last_us.max(ts_us);
@@ -566,9 +514,13 @@ impl Table {
                 break;
             }
             self.pending_due.pop_front();
-            let h = self.flows.hash(&key);
             let recv = self.now_recv;
-            let Some(flow) = self.flows.get_mut_hashed(h, &key) else {
+            let h = self.flows.hash(&key);
+            let Some(flow) = self
+                .flows
+                .find(h, &key)
+                .and_then(|slot| self.flows.get_mut(slot))
+            else {
                 continue;
             };
             let base = MetaBase::of(key, flow);
@@ -600,61 +552,63 @@ impl Table {
     pub fn expire(&mut self, now_us: u64, out: &mut Vec<Event>) {
         // Each pass pops one entry; every flow has one entry, so this is bounded by the table.
         for _ in 0..self.queue.len() {
-            let Some(&(check_at, key)) = self.queue.front() else {
+            let Some(&(check_at, slot, generation)) = self.queue.front() else {
                 break;
             };
             if check_at > now_us {
                 break;
             }
             self.queue.pop_front();
-            let Some(flow) = self.flows.get(&key) else {
+            let Some((key, flow)) = self.flows.get(slot, generation) else {
                 continue;
             };
-            let deadline = flow.last_us.saturating_add(self.timeout(&key, flow.closed));
+            let deadline = flow.last_us.saturating_add(self.timeout(key, flow.closed));
             if deadline <= now_us {
-                self.end_flow(&key, out);
+                self.end_flow(slot, out);
                 self.counters.flows_expired += 1;
             } else {
-                self.queue.push_back((deadline, key));
+                self.queue.push_back((deadline, slot, generation));
             }
         }
     }
 
     /// Evicts the least recently active flow when the table is full.
     fn make_room(&mut self, out: &mut Vec<Event>) {
-        if self.flows.len() < self.limits.max_flows.max(1) {
+        // The map's capacity is `max_flows` (at least 1).
+        if !self.flows.is_full() {
             return;
         }
         // Give recently active flows a second chance, a bounded number of times.
         for _ in 0..8 {
-            let Some((check_at, key)) = self.queue.pop_front() else {
+            let Some((check_at, slot, generation)) = self.queue.pop_front() else {
                 break;
             };
-            let Some(flow) = self.flows.get(&key) else {
+            let Some((key, flow)) = self.flows.get(slot, generation) else {
                 continue;
             };
-            let deadline = flow.last_us.saturating_add(self.timeout(&key, flow.closed));
+            let deadline = flow.last_us.saturating_add(self.timeout(key, flow.closed));
             if deadline > check_at && self.queue.len() > 1 {
-                self.queue.push_back((deadline, key));
+                self.queue.push_back((deadline, slot, generation));
                 continue;
             }
-            self.end_flow(&key, out);
+            self.end_flow(slot, out);
             self.counters.flows_evicted += 1;
             return;
         }
         // Everything was recently active: evict the front anyway.
-        while let Some((_, key)) = self.queue.pop_front() {
-            if self.flows.get(&key).is_some() {
-                self.end_flow(&key, out);
+        while let Some((_, slot, generation)) = self.queue.pop_front() {
+            if self.flows.get(slot, generation).is_some() {
+                self.end_flow(slot, out);
                 self.counters.flows_evicted += 1;
                 return;
             }
         }
     }
 
-    fn end_flow(&mut self, key: &Key, out: &mut Vec<Event>) {
-        if let Some(mut flow) = self.flows.remove(key) {
-            let base = MetaBase::of(*key, &flow);
+    /// Removes the flow in `slot`, handing over its pending events.
+    fn end_flow(&mut self, slot: u32, out: &mut Vec<Event>) {
+        if let Some((key, mut flow)) = self.flows.remove(slot) {
+            let base = MetaBase::of(key, &flow);
             if let Some(tf) = flow.tcp.as_mut() {
                 flush_pending(tf, &base, self.now_recv, out);
             }
@@ -665,10 +619,9 @@ impl Table {
     pub fn flush(&mut self, recv_ns: u64, out: &mut Vec<Event>) {
         self.now_recv = recv_ns;
         self.pending_due.clear();
-        let keys: Vec<Key> = self.flows.keys();
         let start = out.len();
-        for k in keys {
-            self.end_flow(&k, out);
+        for slot in self.flows.slots() {
+            self.end_flow(slot, out);
         }
         self.queue.clear();
         if let Some(tail) = out.get_mut(start..) {
@@ -1145,7 +1098,10 @@ mod tests {
         let (mut records, mut skip) = (1u8, 0u32);
         assert_eq!(pass_record(&mut records, &mut skip, &first), (35, true));
         assert_eq!((records, skip), (2, 70));
-        assert_eq!(pass_record(&mut records, &mut skip, &[0xbb; 50]), (50, false));
+        assert_eq!(
+            pass_record(&mut records, &mut skip, &[0xbb; 50]),
+            (50, false)
+        );
         assert_eq!(skip, 20);
         // The last 20 bytes, then the next record's header in the same segment.
         let mut last = vec![0xcc; 20];
