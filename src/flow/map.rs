@@ -330,14 +330,16 @@ mod tests {
     }
 
     /// Random inserts, lookups and removals against a `HashMap`; keys come from `key(rng)`.
+    /// Returns the number of (inserts, inserts refused by a full map, removals).
     fn against_model<S: BuildHasher>(
         m: &mut SlabMap<u64, u64, S>,
         ops: usize,
         seed: u64,
         key: impl Fn(&mut Rng) -> u64,
         check_every: usize,
-    ) {
+    ) -> (usize, usize, usize) {
         let mut rng = Rng(seed);
+        let mut n = (0, 0, 0);
         // key -> (value, slot, generation)
         let mut model: HashMap<u64, (u64, u32, u32)> = HashMap::new();
         let mut dead: Vec<(u32, u32)> = Vec::new();
@@ -351,10 +353,12 @@ mod tests {
                     let v = rng.next();
                     match m.insert(h, k, v) {
                         Ok(s) => {
+                            n.0 += 1;
                             assert!(model.len() < m.cap);
                             model.insert(k, (v, s, m.generation(s)));
                         }
                         Err((k2, v2)) => {
+                            n.1 += 1;
                             assert_eq!((k2, v2), (k, v));
                             assert_eq!(model.len(), m.cap);
                         }
@@ -370,6 +374,7 @@ mod tests {
                     assert_eq!(m.get(s, g), Some((&k, &v)));
                 }
                 (_, Some(s)) => {
+                    n.2 += 1;
                     let (v, _, g) = model.remove(&k).expect("in model");
                     assert_eq!(m.remove(s), Some((k, v)));
                     assert_eq!(m.get(s, g), None);
@@ -391,6 +396,9 @@ mod tests {
         for (k, (v, s, g)) in &model {
             assert_eq!(m.get(*s, *g), Some((k, v)));
         }
+        // Enough of each operation to mean something.
+        assert!(n.0 > ops / 20 && n.1 > ops / 100 && n.2 > ops / 20, "{n:?}");
+        n
     }
 
     #[test]
@@ -407,8 +415,8 @@ mod tests {
 
     #[test]
     fn colliding_keys_match_a_hashmap() {
-        // Index of 128 buckets. Keys share few home buckets (tag low bits 0..4, some near the
-        // end of the index so that runs wrap around) and, half of them, the whole tag.
+        // Index of 128 buckets. Keys share six home buckets (three at the end of the index, so
+        // that runs wrap around) and, half of them, the whole tag.
         let mut m = SlabMap::with_hasher(64, Ident);
         assert_eq!(m.index.len(), 128);
         let key = |r: &mut Rng| {
@@ -416,9 +424,9 @@ mod tests {
             let tag = if r.below(2) == 0 {
                 0x5a00 | home
             } else {
-                (r.below(1 << 10) << 7) | home
+                (r.below(4) + 1) << 7 | home
             };
-            tag << 32 | r.below(40)
+            tag << 32 | r.below(8)
         };
         against_model(&mut m, 300_000, 3, key, 1);
     }

@@ -1089,6 +1089,115 @@ fn find_server_hello(buf: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decode::net::{Tcp, Udp};
+
+    const S: u64 = 1_000_000;
+
+    fn frame(proto: u8, l4: L4<'_>) -> Frame<'_> {
+        Frame {
+            vlan: [0; 3],
+            vlan_len: 0,
+            tunnel: None,
+            src: IpAddr::from([10, 0, 0, 1]),
+            dst: IpAddr::from([10, 0, 0, 2]),
+            proto,
+            frag: None,
+            l4,
+            ttl: 64,
+            inner_error: None,
+        }
+    }
+
+    /// One UDP packet (no payload) from port `sp` to 9999 at `ts_us`.
+    fn udp(t: &mut Table, sp: u16, ts_us: u64, out: &mut Vec<Event>) {
+        let l4 = L4::Udp(Udp {
+            src_port: sp,
+            dst_port: 9999,
+            payload: &[],
+        });
+        t.packet(ts_us, 0, &frame(17, l4), &l4, out);
+    }
+
+    fn udp_key(sp: u16) -> Key {
+        let ip = |a| IpAddr::from([10, 0, 0, a]);
+        Key::new(ip(1), sp, ip(2), 9999, 17, 0).0
+    }
+
+    fn has(t: &Table, sp: u16) -> bool {
+        let k = udp_key(sp);
+        t.flows.find(t.flows.hash(&k), &k).is_some()
+    }
+
+    #[test]
+    fn a_full_table_evicts_the_oldest_flow_unless_it_was_active_since() {
+        let limits = Limits {
+            max_flows: 4,
+            ..Limits::default()
+        };
+        let mut t = Table::new(limits);
+        let mut out = Vec::new();
+        for (i, sp) in (1000..1004).enumerate() {
+            udp(&mut t, sp, (i as u64 + 1) * S, &mut out);
+        }
+        assert_eq!((t.len(), t.counters.flows_evicted), (4, 0));
+        // A fifth flow takes the place of the first.
+        udp(&mut t, 1004, 5 * S, &mut out);
+        assert_eq!((t.len(), t.counters.flows_evicted), (4, 1));
+        assert!(!has(&t, 1000) && has(&t, 1004));
+        // The oldest flow now (1001) was active since: it gets a second chance, 1002 goes.
+        udp(&mut t, 1001, 6 * S, &mut out);
+        udp(&mut t, 1005, 7 * S, &mut out);
+        assert!(has(&t, 1001) && !has(&t, 1002) && has(&t, 1005));
+        // The first flow comes back as a new flow.
+        udp(&mut t, 1000, 8 * S, &mut out);
+        assert!(has(&t, 1000) && !has(&t, 1003));
+        assert_eq!(t.counters.flows_created, 7);
+        assert_eq!(t.counters.flows_evicted, 3);
+        assert_eq!(t.len(), 4);
+        assert_eq!(t.queue.len(), 4);
+        // Idle past the UDP timeout: every flow expires, by packet time.
+        udp(&mut t, 2000, 100 * S, &mut out);
+        assert_eq!(t.counters.flows_expired, 4);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.queue.len(), 1);
+        t.flush(0, &mut out);
+        assert!(t.is_empty() && t.queue.is_empty());
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn an_evicted_flow_hands_over_its_pending_request() {
+        let limits = Limits {
+            max_flows: 2,
+            ..Limits::default()
+        };
+        let mut t = Table::new(limits);
+        let mut out = Vec::new();
+        let req = b"GET /x HTTP/1.1\r\nHost: example.com\r\n\r\n";
+        let l4 = L4::Tcp(Tcp {
+            src_port: 40000,
+            dst_port: 80,
+            seq: 1,
+            ack: 1,
+            flags: 0x18,
+            window: 1024,
+            payload: req,
+        });
+        t.packet(S, 0, &frame(6, l4), &l4, &mut out);
+        assert!(out.is_empty(), "the request waits for its response");
+        udp(&mut t, 1000, 2 * S, &mut out);
+        assert!(out.is_empty());
+        // A third flow evicts the TCP flow, which writes its request without a response.
+        udp(&mut t, 1001, 2 * S + 1, &mut out);
+        assert_eq!(t.counters.flows_evicted, 1);
+        assert_eq!(out.len(), 1);
+        let Kind::Http(h) = &out[0].kind else {
+            panic!("not an HTTP event");
+        };
+        assert!(h.response.is_none());
+        assert_eq!(out[0].meta.ts_us, S);
+        assert_eq!(out[0].meta.dst_port, 80);
+    }
 
     #[test]
     fn encrypted_records_are_passed_over_across_segments_without_buffering() {
