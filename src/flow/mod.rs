@@ -10,6 +10,7 @@
 //! evicted first hands over the events it was still completing (a TLS ClientHello waiting for
 //! the ServerHello, HTTP requests waiting for their responses).
 
+mod map;
 pub mod tcp;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -103,16 +104,38 @@ impl Counters {
 }
 
 /// Flow key: endpoints ordered so that both directions give the same key. Addresses are held as
-/// integers (IPv4 mapped into IPv6) so that hashing the key is a handful of word operations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// integers (IPv4 mapped into IPv6) so that hashing the key is a handful of word operations,
+/// each as two 64-bit words (low, high): 8-byte alignment keeps the key at 40 bytes (a `u128`
+/// field would align it to 16 and round it up to 48), and a flow table slot within two cache
+/// lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Key {
-    a: u128,
-    b: u128,
+    a: [u64; 2],
+    b: [u64; 2],
     ap: u16,
     bp: u16,
     proto: u8,
     v4: bool,
     vlan: u16,
+}
+
+/// Five words, one write each (a derived `Hash` writes every field and a length per array).
+impl Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        h.write_u64(self.a[0]);
+        h.write_u64(self.a[1]);
+        h.write_u64(self.b[0]);
+        h.write_u64(self.b[1]);
+        h.write_u64(self.misc());
+    }
+}
+
+fn split(bits: u128) -> [u64; 2] {
+    [bits as u64, (bits >> 64) as u64]
+}
+
+fn join(words: [u64; 2]) -> u128 {
+    u128::from(words[1]) << 64 | u128::from(words[0])
 }
 
 fn addr_bits(a: IpAddr) -> u128 {
@@ -129,8 +152,8 @@ impl Key {
         let v4 = src.is_ipv4();
         if (s, sp) <= (d, dp) {
             let k = Key {
-                a: s,
-                b: d,
+                a: split(s),
+                b: split(d),
                 ap: sp,
                 bp: dp,
                 proto,
@@ -140,8 +163,8 @@ impl Key {
             (k, true)
         } else {
             let k = Key {
-                a: d,
-                b: s,
+                a: split(d),
+                b: split(s),
                 ap: dp,
                 bp: sp,
                 proto,
@@ -162,79 +185,36 @@ impl Key {
 
     fn endpoints(&self, dir: usize) -> (IpAddr, u16, IpAddr, u16) {
         if dir == 0 {
-            (self.addr(self.a), self.ap, self.addr(self.b), self.bp)
+            (
+                self.addr(join(self.a)),
+                self.ap,
+                self.addr(join(self.b)),
+                self.bp,
+            )
         } else {
-            (self.addr(self.b), self.bp, self.addr(self.a), self.ap)
-        }
-    }
-}
-
-/// The flows of one worker, hashed once per packet. foldhash with a per-process random seed:
-/// fast, and hostile traffic cannot precompute collisions.
-///
-/// TODO(issue 7): this table's cache misses (control group, first key compare, new-entry
-/// store) are the largest single cost of a worker on the bench; an own table with the key in
-/// the first cache line, batch prefetch of control bytes and in-place rehash at a chosen fill
-/// level is the next step (see the session 3 note).
-struct FlowMap {
-    table: hashbrown::HashTable<(Key, Flow)>,
-    hasher: foldhash::fast::RandomState,
-}
-
-impl FlowMap {
-    fn with_capacity(n: usize) -> Self {
-        FlowMap {
-            // Room for twice the cap, allocated once: with the table never more than half full,
-            // the tombstones left by evictions are cleared by rehashing in place instead of by
-            // doubling the table (which briefly held two tables and then kept the bigger one).
-            table: hashbrown::HashTable::with_capacity(n.saturating_mul(2)),
-            hasher: foldhash::fast::RandomState::default(),
+            (
+                self.addr(join(self.b)),
+                self.bp,
+                self.addr(join(self.a)),
+                self.ap,
+            )
         }
     }
 
-    fn hash(&self, k: &Key) -> u64 {
-        use std::hash::BuildHasher;
-        self.hasher.hash_one(k)
-    }
-
-    fn len(&self) -> usize {
-        self.table.len()
-    }
-
-    fn get(&self, k: &Key) -> Option<&Flow> {
-        self.table
-            .find(self.hash(k), |(x, _)| x == k)
-            .map(|(_, f)| f)
-    }
-
-    fn contains_hashed(&self, h: u64, k: &Key) -> bool {
-        self.table.find(h, |(x, _)| x == k).is_some()
-    }
-
-    fn get_mut_hashed(&mut self, h: u64, k: &Key) -> Option<&mut Flow> {
-        self.table.find_mut(h, |(x, _)| x == k).map(|(_, f)| f)
-    }
-
-    fn insert_hashed(&mut self, h: u64, k: Key, f: Flow) {
-        let hasher = &self.hasher;
-        self.table.insert_unique(h, (k, f), |(x, _)| {
-            use std::hash::BuildHasher;
-            hasher.hash_one(x)
-        });
-    }
-
-    fn remove(&mut self, k: &Key) -> Option<Flow> {
-        let h = self.hash(k);
-        match self.table.find_entry(h, |(x, _)| x == k) {
-            Ok(e) => Some(e.remove().0.1),
-            Err(_) => None,
-        }
-    }
-
-    fn keys(&self) -> Vec<Key> {
-        self.table.iter().map(|(k, _)| *k).collect()
+    /// Ports, protocol, address family and VLAN in one word.
+    fn misc(&self) -> u64 {
+        u64::from(self.ap)
+            | u64::from(self.bp) << 16
+            | u64::from(self.proto) << 32
+            | u64::from(self.v4) << 40
+            | u64::from(self.vlan) << 48
     }
 }
+
+/// The flows of one worker, looked up once per packet: a fixed-capacity slab indexed by a
+/// compact hash index (see [`map`]), hashed with foldhash and a per-process random seed (hostile
+/// traffic cannot precompute collisions).
+type FlowMap = map::SlabMap<Key, Flow>;
 
 /// What an application decoder does with one TCP direction.
 enum App {
@@ -292,7 +272,9 @@ struct Flow {
     vlan_len: u8,
     tunnel: Option<Tunnel>,
     /// Initial sequence numbers from SYNs seen before any payload, per direction.
-    isn: [Option<u32>; 2],
+    isn: [u32; 2],
+    /// Which of `isn` are set (two plain arrays take 10 bytes, `[Option<u32>; 2]` 16).
+    isn_seen: [bool; 2],
     fin: [bool; 2],
     tcp: Option<Box<TcpFlow>>,
 }
@@ -341,8 +323,9 @@ impl MetaBase {
 /// The flow table of one worker.
 pub struct Table {
     flows: FlowMap,
-    /// Approximate activity order: (check-at time, key); one entry per flow.
-    queue: VecDeque<(u64, Key)>,
+    /// Approximate activity order: (check-at time, slot, generation); one entry per flow. An
+    /// entry whose slot has moved on to another generation names an ended flow and is skipped.
+    queue: VecDeque<(u64, u32, u32)>,
     limits: Limits,
     pub counters: Counters,
     next_expiry_check: u64,
@@ -357,7 +340,7 @@ pub struct Table {
 impl Table {
     pub fn new(limits: Limits) -> Self {
         Table {
-            flows: FlowMap::with_capacity(limits.max_flows.min(1 << 22)),
+            flows: FlowMap::new(limits.max_flows),
             queue: VecDeque::with_capacity(limits.max_flows.min(1 << 22)),
             limits,
             counters: Counters::default(),
@@ -400,25 +383,34 @@ impl Table {
         let (key, a_to_b) = Key::new(f.src, sp, f.dst, dp, f.proto, vlan);
         let dir = if a_to_b { 0 } else { 1 };
         let hash = self.flows.hash(&key);
-        if !self.flows.contains_hashed(hash, &key) {
-            self.make_room(out);
-            let flow = Flow {
-                id: flow_id(&key, ts_us),
-                last_us: ts_us,
-                closed: false,
-                vlan: f.vlan,
-                vlan_len: f.vlan_len,
-                tunnel: f.tunnel,
-                isn: [None; 2],
-                fin: [false; 2],
-                tcp: None,
-            };
-            self.flows.insert_hashed(hash, key, flow);
-            self.queue
-                .push_back((ts_us.saturating_add(self.timeout(&key, false)), key));
-            self.counters.flows_created += 1;
-        }
-        let Some(flow) = self.flows.get_mut_hashed(hash, &key) else {
+        let slot = match self.flows.find(hash, &key) {
+            Some(slot) => slot,
+            None => {
+                // Evict first: the new flow takes the evicted flow's slot.
+                self.make_room(out);
+                let flow = Flow {
+                    id: flow_id(&key, ts_us),
+                    last_us: ts_us,
+                    closed: false,
+                    vlan: f.vlan,
+                    vlan_len: f.vlan_len,
+                    tunnel: f.tunnel,
+                    isn: [0; 2],
+                    isn_seen: [false; 2],
+                    fin: [false; 2],
+                    tcp: None,
+                };
+                let Ok(slot) = self.flows.insert(hash, key, flow) else {
+                    return;
+                };
+                let check_at = ts_us.saturating_add(self.timeout(&key, false));
+                self.queue
+                    .push_back((check_at, slot, self.flows.generation(slot)));
+                self.counters.flows_created += 1;
+                slot
+            }
+        };
+        let Some(flow) = self.flows.get_mut(slot) else {
             return;
         };
         flow.last_us = flow.last_us.max(ts_us);
@@ -455,7 +447,10 @@ impl Table {
                 if t.flags & SYN != 0 {
                     match flow.tcp.as_mut() {
                         Some(tf) => tf.dirs[dir].r.syn(t.seq),
-                        None => flow.isn[dir] = Some(t.seq),
+                        None => {
+                            flow.isn[dir] = t.seq;
+                            flow.isn_seen[dir] = true;
+                        }
                     }
                 }
                 if t.flags & FIN != 0 {
@@ -476,15 +471,15 @@ impl Table {
                 }
                 // Stream state is allocated on the first payload byte: a SYN flood costs only
                 // the small flow entry.
-                let isn = flow.isn;
+                let (isn, seen) = (flow.isn, flow.isn_seen);
                 let tf = flow.tcp.get_or_insert_with(|| {
                     let mut tf = Box::new(TcpFlow {
                         dirs: [Dir::new(), Dir::new()],
                         pending_tls: None,
                         pending_http: VecDeque::new(),
                     });
-                    for (d, isn) in tf.dirs.iter_mut().zip(isn) {
-                        if let Some(seq) = isn {
+                    for ((d, seq), seen) in tf.dirs.iter_mut().zip(isn).zip(seen) {
+                        if seen {
                             d.r.syn(seq);
                         }
                     }
@@ -566,9 +561,13 @@ impl Table {
                 break;
             }
             self.pending_due.pop_front();
-            let h = self.flows.hash(&key);
             let recv = self.now_recv;
-            let Some(flow) = self.flows.get_mut_hashed(h, &key) else {
+            let h = self.flows.hash(&key);
+            let Some(flow) = self
+                .flows
+                .find(h, &key)
+                .and_then(|slot| self.flows.get_mut(slot))
+            else {
                 continue;
             };
             let base = MetaBase::of(key, flow);
@@ -600,61 +599,63 @@ impl Table {
     pub fn expire(&mut self, now_us: u64, out: &mut Vec<Event>) {
         // Each pass pops one entry; every flow has one entry, so this is bounded by the table.
         for _ in 0..self.queue.len() {
-            let Some(&(check_at, key)) = self.queue.front() else {
+            let Some(&(check_at, slot, generation)) = self.queue.front() else {
                 break;
             };
             if check_at > now_us {
                 break;
             }
             self.queue.pop_front();
-            let Some(flow) = self.flows.get(&key) else {
+            let Some((key, flow)) = self.flows.get(slot, generation) else {
                 continue;
             };
-            let deadline = flow.last_us.saturating_add(self.timeout(&key, flow.closed));
+            let deadline = flow.last_us.saturating_add(self.timeout(key, flow.closed));
             if deadline <= now_us {
-                self.end_flow(&key, out);
+                self.end_flow(slot, out);
                 self.counters.flows_expired += 1;
             } else {
-                self.queue.push_back((deadline, key));
+                self.queue.push_back((deadline, slot, generation));
             }
         }
     }
 
     /// Evicts the least recently active flow when the table is full.
     fn make_room(&mut self, out: &mut Vec<Event>) {
-        if self.flows.len() < self.limits.max_flows.max(1) {
+        // The map's capacity is `max_flows` (at least 1).
+        if !self.flows.is_full() {
             return;
         }
         // Give recently active flows a second chance, a bounded number of times.
         for _ in 0..8 {
-            let Some((check_at, key)) = self.queue.pop_front() else {
+            let Some((check_at, slot, generation)) = self.queue.pop_front() else {
                 break;
             };
-            let Some(flow) = self.flows.get(&key) else {
+            let Some((key, flow)) = self.flows.get(slot, generation) else {
                 continue;
             };
-            let deadline = flow.last_us.saturating_add(self.timeout(&key, flow.closed));
+            let deadline = flow.last_us.saturating_add(self.timeout(key, flow.closed));
             if deadline > check_at && self.queue.len() > 1 {
-                self.queue.push_back((deadline, key));
+                self.queue.push_back((deadline, slot, generation));
                 continue;
             }
-            self.end_flow(&key, out);
+            self.end_flow(slot, out);
             self.counters.flows_evicted += 1;
             return;
         }
         // Everything was recently active: evict the front anyway.
-        while let Some((_, key)) = self.queue.pop_front() {
-            if self.flows.get(&key).is_some() {
-                self.end_flow(&key, out);
+        while let Some((_, slot, generation)) = self.queue.pop_front() {
+            if self.flows.get(slot, generation).is_some() {
+                self.end_flow(slot, out);
                 self.counters.flows_evicted += 1;
                 return;
             }
         }
     }
 
-    fn end_flow(&mut self, key: &Key, out: &mut Vec<Event>) {
-        if let Some(mut flow) = self.flows.remove(key) {
-            let base = MetaBase::of(*key, &flow);
+    /// Removes the flow in `slot`, handing over its pending events.
+    fn end_flow(&mut self, slot: u32, out: &mut Vec<Event>) {
+        if let Some((key, mut flow)) = self.flows.remove(slot) {
+            let base = MetaBase::of(key, &flow);
             if let Some(tf) = flow.tcp.as_mut() {
                 flush_pending(tf, &base, self.now_recv, out);
             }
@@ -665,10 +666,9 @@ impl Table {
     pub fn flush(&mut self, recv_ns: u64, out: &mut Vec<Event>) {
         self.now_recv = recv_ns;
         self.pending_due.clear();
-        let keys: Vec<Key> = self.flows.keys();
         let start = out.len();
-        for k in keys {
-            self.end_flow(&k, out);
+        for slot in self.flows.slots() {
+            self.end_flow(slot, out);
         }
         self.queue.clear();
         if let Some(tail) = out.get_mut(start..) {
@@ -704,19 +704,7 @@ fn flow_id(key: &Key, first_us: u64) -> u64 {
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
     }
-    let misc = u64::from(key.ap)
-        | u64::from(key.bp) << 16
-        | u64::from(key.proto) << 32
-        | u64::from(key.v4) << 40
-        | u64::from(key.vlan) << 48;
-    let words = [
-        key.a as u64,
-        (key.a >> 64) as u64,
-        key.b as u64,
-        (key.b >> 64) as u64,
-        misc,
-        first_us,
-    ];
+    let words = [key.a[0], key.a[1], key.b[0], key.b[1], key.misc(), first_us];
     words.iter().fold(0x6372_6f73_7377_6972, |h, &w| mix(h, w)) & ((1 << 51) - 1)
 }
 
@@ -1136,6 +1124,115 @@ fn find_server_hello(buf: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decode::net::{Tcp, Udp};
+
+    const S: u64 = 1_000_000;
+
+    fn frame(proto: u8, l4: L4<'_>) -> Frame<'_> {
+        Frame {
+            vlan: [0; 3],
+            vlan_len: 0,
+            tunnel: None,
+            src: IpAddr::from([10, 0, 0, 1]),
+            dst: IpAddr::from([10, 0, 0, 2]),
+            proto,
+            frag: None,
+            l4,
+            ttl: 64,
+            inner_error: None,
+        }
+    }
+
+    /// One UDP packet (no payload) from port `sp` to 9999 at `ts_us`.
+    fn udp(t: &mut Table, sp: u16, ts_us: u64, out: &mut Vec<Event>) {
+        let l4 = L4::Udp(Udp {
+            src_port: sp,
+            dst_port: 9999,
+            payload: &[],
+        });
+        t.packet(ts_us, 0, &frame(17, l4), &l4, out);
+    }
+
+    fn udp_key(sp: u16) -> Key {
+        let ip = |a| IpAddr::from([10, 0, 0, a]);
+        Key::new(ip(1), sp, ip(2), 9999, 17, 0).0
+    }
+
+    fn has(t: &Table, sp: u16) -> bool {
+        let k = udp_key(sp);
+        t.flows.find(t.flows.hash(&k), &k).is_some()
+    }
+
+    #[test]
+    fn a_full_table_evicts_the_oldest_flow_unless_it_was_active_since() {
+        let limits = Limits {
+            max_flows: 4,
+            ..Limits::default()
+        };
+        let mut t = Table::new(limits);
+        let mut out = Vec::new();
+        for (i, sp) in (1000..1004).enumerate() {
+            udp(&mut t, sp, (i as u64 + 1) * S, &mut out);
+        }
+        assert_eq!((t.len(), t.counters.flows_evicted), (4, 0));
+        // A fifth flow takes the place of the first.
+        udp(&mut t, 1004, 5 * S, &mut out);
+        assert_eq!((t.len(), t.counters.flows_evicted), (4, 1));
+        assert!(!has(&t, 1000) && has(&t, 1004));
+        // The oldest flow now (1001) was active since: it gets a second chance, 1002 goes.
+        udp(&mut t, 1001, 6 * S, &mut out);
+        udp(&mut t, 1005, 7 * S, &mut out);
+        assert!(has(&t, 1001) && !has(&t, 1002) && has(&t, 1005));
+        // The first flow comes back as a new flow.
+        udp(&mut t, 1000, 8 * S, &mut out);
+        assert!(has(&t, 1000) && !has(&t, 1003));
+        assert_eq!(t.counters.flows_created, 7);
+        assert_eq!(t.counters.flows_evicted, 3);
+        assert_eq!(t.len(), 4);
+        assert_eq!(t.queue.len(), 4);
+        // Idle past the UDP timeout: every flow expires, by packet time.
+        udp(&mut t, 2000, 100 * S, &mut out);
+        assert_eq!(t.counters.flows_expired, 4);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.queue.len(), 1);
+        t.flush(0, &mut out);
+        assert!(t.is_empty() && t.queue.is_empty());
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn an_evicted_flow_hands_over_its_pending_request() {
+        let limits = Limits {
+            max_flows: 2,
+            ..Limits::default()
+        };
+        let mut t = Table::new(limits);
+        let mut out = Vec::new();
+        let req = b"GET /x HTTP/1.1\r\nHost: example.com\r\n\r\n";
+        let l4 = L4::Tcp(Tcp {
+            src_port: 40000,
+            dst_port: 80,
+            seq: 1,
+            ack: 1,
+            flags: 0x18,
+            window: 1024,
+            payload: req,
+        });
+        t.packet(S, 0, &frame(6, l4), &l4, &mut out);
+        assert!(out.is_empty(), "the request waits for its response");
+        udp(&mut t, 1000, 2 * S, &mut out);
+        assert!(out.is_empty());
+        // A third flow evicts the TCP flow, which writes its request without a response.
+        udp(&mut t, 1001, 2 * S + 1, &mut out);
+        assert_eq!(t.counters.flows_evicted, 1);
+        assert_eq!(out.len(), 1);
+        let Kind::Http(h) = &out[0].kind else {
+            panic!("not an HTTP event");
+        };
+        assert!(h.response.is_none());
+        assert_eq!(out[0].meta.ts_us, S);
+        assert_eq!(out[0].meta.dst_port, 80);
+    }
 
     #[test]
     fn encrypted_records_are_passed_over_across_segments_without_buffering() {
