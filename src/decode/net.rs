@@ -368,6 +368,33 @@ enum Step<'a> {
     Ip(&'a [u8]),
 }
 
+#[derive(Clone, Copy)]
+enum StepKind {
+    Ether,
+    EtherType,
+    Llc,
+    Wifi,
+    Mpls,
+    Ppp,
+    Ip,
+}
+
+impl<'a> Step<'a> {
+    /// (kind, ethertype for `EtherType` else 0, bytes).
+    #[inline]
+    fn split(self) -> (StepKind, u16, &'a [u8]) {
+        match self {
+            Step::Ether(d) => (StepKind::Ether, 0, d),
+            Step::EtherType(t, d) => (StepKind::EtherType, t, d),
+            Step::Llc(d) => (StepKind::Llc, 0, d),
+            Step::Wifi(d) => (StepKind::Wifi, 0, d),
+            Step::Mpls(d) => (StepKind::Mpls, 0, d),
+            Step::Ppp(d) => (StepKind::Ppp, 0, d),
+            Step::Ip(d) => (StepKind::Ip, 0, d),
+        }
+    }
+}
+
 enum Flow<'a> {
     Next(Step<'a>),
     Done(Parts<'a>),
@@ -559,20 +586,26 @@ pub fn decode_reassembled<'a>(outer: &Frame<'_>, payload: &'a [u8]) -> Frame<'a>
 }
 
 fn run<'a>(mut st: State<'a>, first: Step<'a>) -> Result<Frame<'a>, Error> {
-    let mut step = first;
+    // The step is carried as plain scalars (kind, ethertype, bytes) and each arm yields the
+    // small `Result<Step>` rather than the frame-sized `Result<Flow>`: the next step then stays
+    // in registers between layers instead of making a round trip through the stack.
+    let (mut kind, mut t, mut d) = first.split();
     for _ in 0..MAX_LAYERS {
-        let r = match step {
-            Step::Ip(d) => ip(&mut st, d),
-            Step::Ether(d) => ether(d).map(Flow::Next),
-            Step::EtherType(t, d) => ethertype(&mut st, t, d).map(Flow::Next),
-            Step::Llc(d) => llc(d).map(Flow::Next),
-            Step::Wifi(d) => wifi(d).map(Flow::Next),
-            Step::Mpls(d) => mpls(d).map(Flow::Next),
-            Step::Ppp(d) => ppp(d).map(Flow::Next),
+        let next = match kind {
+            StepKind::Ip => match ip(&mut st, d) {
+                Ok(Flow::Next(s)) => Ok(s),
+                Ok(Flow::Done(p)) => return Ok(st.frame(p)),
+                Err(e) => Err(e),
+            },
+            StepKind::Ether => ether(d),
+            StepKind::EtherType => ethertype(&mut st, t, d),
+            StepKind::Llc => llc(d),
+            StepKind::Wifi => wifi(d),
+            StepKind::Mpls => mpls(d),
+            StepKind::Ppp => ppp(d),
         };
-        match r {
-            Ok(Flow::Next(s)) => step = s,
-            Ok(Flow::Done(p)) => return Ok(st.frame(p)),
+        match next {
+            Ok(s) => (kind, t, d) = s.split(),
             Err(e) => return st.fail(e),
         }
     }
