@@ -434,9 +434,27 @@ fn hex_digit(n: u8) -> u8 {
     HEX.get(usize::from(n & 0xf)).copied().unwrap_or(b'0')
 }
 
+/// `00` to `ff`, two lowercase hex digits each: one look-up per byte.
+// Evaluated at compile time: an index out of bounds would fail the build, not panic.
+#[allow(clippy::indexing_slicing)]
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    let mut t = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = [HEX[i >> 4], HEX[i & 0xf]];
+        i += 1;
+    }
+    t
+};
+
+fn hex_pair(b: u8) -> [u8; 2] {
+    HEX_PAIRS.get(usize::from(b)).copied().unwrap_or([b'0'; 2])
+}
+
 fn push_hex_byte(out: &mut String, b: u8) {
-    out.push(char::from(hex_digit(b >> 4)));
-    out.push(char::from(hex_digit(b)));
+    let [hi, lo] = hex_pair(b);
+    out.push(char::from(hi));
+    out.push(char::from(lo));
 }
 
 fn push_hex(out: &mut String, bytes: &[u8]) {
@@ -539,13 +557,8 @@ impl TextHash {
     fn hex_list(&mut self, vals: impl IntoIterator<Item = u16>) {
         let item = |v: u16| {
             let [hi, lo] = v.to_be_bytes();
-            [
-                b',',
-                hex_digit(hi >> 4),
-                hex_digit(hi),
-                hex_digit(lo >> 4),
-                hex_digit(lo),
-            ]
+            let ([a, b], [c, d]) = (hex_pair(hi), hex_pair(lo));
+            [b',', a, b, c, d]
         };
         let mut vals = vals.into_iter();
         let Some(first) = vals.next() else { return };
