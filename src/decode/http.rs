@@ -90,17 +90,24 @@ const MIN_DETECT_METHOD_LEN: usize = 3;
 /// Methods known to be HTTP: RFC 9110, PATCH, WebDAV (RFC 4918, 3253, 3648,
 /// 3744, 4791, 5323, 5842), UPnP/SSDP, cache purges, Microsoft extensions.
 /// Used by [`looks_like_request`] and to accept version-less request lines.
+/// A `match` rather than a table walk: the compiler dispatches on length and
+/// bytes, where a list costs a comparison per entry on every non-method token.
 #[rustfmt::skip]
-const KNOWN_METHODS: &[&[u8]] = &[
-    b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"CONNECT", b"OPTIONS", b"TRACE", b"PATCH",
-    b"QUERY", b"PROPFIND", b"PROPPATCH", b"MKCOL", b"COPY", b"MOVE", b"LOCK", b"UNLOCK",
-    b"SEARCH", b"REPORT", b"CHECKOUT", b"CHECKIN", b"UNCHECKOUT", b"MKWORKSPACE", b"UPDATE",
-    b"LABEL", b"MERGE", b"BASELINE-CONTROL", b"MKACTIVITY", b"VERSION-CONTROL", b"ORDERPATCH",
-    b"ACL", b"MKCALENDAR", b"MKREDIRECTREF", b"UPDATEREDIRECTREF", b"BIND", b"UNBIND",
-    b"REBIND", b"NOTIFY", b"SUBSCRIBE", b"UNSUBSCRIBE", b"M-SEARCH", b"PURGE", b"LINK",
-    b"UNLINK", b"POLL", b"BCOPY", b"BDELETE", b"BMOVE", b"BPROPFIND", b"BPROPPATCH",
-    b"CCM_POST", b"RPC_IN_DATA", b"RPC_OUT_DATA", b"SSTP_DUPLEX_POST",
-];
+fn is_known_method(m: &[u8]) -> bool {
+    matches!(
+        m,
+        b"GET" | b"HEAD" | b"POST" | b"PUT" | b"DELETE" | b"CONNECT" | b"OPTIONS" | b"TRACE"
+            | b"PATCH" | b"QUERY" | b"PROPFIND" | b"PROPPATCH" | b"MKCOL" | b"COPY" | b"MOVE"
+            | b"LOCK" | b"UNLOCK" | b"SEARCH" | b"REPORT" | b"CHECKOUT" | b"CHECKIN"
+            | b"UNCHECKOUT" | b"MKWORKSPACE" | b"UPDATE" | b"LABEL" | b"MERGE"
+            | b"BASELINE-CONTROL" | b"MKACTIVITY" | b"VERSION-CONTROL" | b"ORDERPATCH" | b"ACL"
+            | b"MKCALENDAR" | b"MKREDIRECTREF" | b"UPDATEREDIRECTREF" | b"BIND" | b"UNBIND"
+            | b"REBIND" | b"NOTIFY" | b"SUBSCRIBE" | b"UNSUBSCRIBE" | b"M-SEARCH" | b"PURGE"
+            | b"LINK" | b"UNLINK" | b"POLL" | b"BCOPY" | b"BDELETE" | b"BMOVE" | b"BPROPFIND"
+            | b"BPROPPATCH" | b"CCM_POST" | b"RPC_IN_DATA" | b"RPC_OUT_DATA"
+            | b"SSTP_DUPLEX_POST"
+    )
+}
 
 /// One request head.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -245,37 +252,42 @@ pub fn looks_like_response(buf: &[u8]) -> bool {
 
 fn request_start(buf: &[u8]) -> Verdict {
     let window = buf.get(..MAX_DETECT_METHOD_LEN + 1).unwrap_or(buf);
-    // A known method alone on its line (`OPTIONS\r\n`) is a request too, as tshark sees it.
-    if let Some(eol) = window.iter().position(|&c| c == b'\r' || c == b'\n')
-        && !window.get(..eol).unwrap_or_default().contains(&b' ')
-    {
-        return if is_known_method(window.get(..eol).unwrap_or_default()) {
-            Verdict::Yes
-        } else {
-            Verdict::No
-        };
-    }
-    let Some(sp) = window.iter().position(|&c| c == b' ') else {
-        let could_grow = window.len() <= MAX_DETECT_METHOD_LEN
-            && window
-                .iter()
-                .all(|&c| c.is_ascii_uppercase() || c == b'_' || c == b'-');
-        return if could_grow {
-            Verdict::NeedMore
-        } else {
-            Verdict::No
-        };
-    };
-    let token = window.get(..sp).unwrap_or_default();
-    let generic = token.len() >= MIN_DETECT_METHOD_LEN
-        && token
-            .iter()
+    let is_upper_token = |t: &[u8]| {
+        t.iter()
             .all(|&c| c.is_ascii_uppercase() || c == b'_' || c == b'-')
-        && token.iter().any(u8::is_ascii_uppercase);
-    if generic || is_known_method(token) {
-        Verdict::Yes
-    } else {
-        Verdict::No
+    };
+    // One pass to the first space or line end.
+    match window
+        .iter()
+        .position(|&c| c == b' ' || c == b'\r' || c == b'\n')
+    {
+        None => {
+            if window.len() <= MAX_DETECT_METHOD_LEN && is_upper_token(window) {
+                Verdict::NeedMore
+            } else {
+                Verdict::No
+            }
+        }
+        Some(end) => {
+            let token = window.get(..end).unwrap_or_default();
+            if window.get(end) != Some(&b' ') {
+                // A known method alone on its line (`OPTIONS\r\n`) is a request too, as
+                // tshark sees it.
+                return if is_known_method(token) {
+                    Verdict::Yes
+                } else {
+                    Verdict::No
+                };
+            }
+            let generic = token.len() >= MIN_DETECT_METHOD_LEN
+                && is_upper_token(token)
+                && token.iter().any(u8::is_ascii_uppercase);
+            if generic || is_known_method(token) {
+                Verdict::Yes
+            } else {
+                Verdict::No
+            }
+        }
     }
 }
 
@@ -331,13 +343,38 @@ fn response_start_any_case(buf: &[u8]) -> Verdict {
     }
 }
 
-fn is_known_method(m: &[u8]) -> bool {
-    KNOWN_METHODS.contains(&m)
-}
+/// RFC 9110 `tchar`, as a table: request lines and header names test it per byte.
+const TCHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        c += 1;
+    }
+    t
+};
 
 /// RFC 9110 `tchar`.
 fn is_tchar(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)
+    TCHAR.get(usize::from(c)).copied().unwrap_or(false)
 }
 
 // ---------------------------------------------------------------------------
@@ -346,26 +383,54 @@ fn is_tchar(c: u8) -> bool {
 /// Bytes as a String: valid UTF-8 kept, invalid bytes and ASCII control
 /// characters written as `\xNN` (tshark's presentation).
 fn escape(bytes: &[u8]) -> String {
-    // The common case, printable ASCII only, is one copy.
-    if bytes.iter().all(|&b| (0x20..0x7f).contains(&b)) {
-        return std::str::from_utf8(bytes)
-            .map(str::to_owned)
-            .unwrap_or_default();
-    }
     let mut s = String::with_capacity(bytes.len());
+    push_escaped(&mut s, bytes);
+    s
+}
+
+/// [`escape`] for text already known to be UTF-8 (httparse hands out the
+/// method and the request-target as `&str`): no second validation.
+fn escape_str(text: &str) -> String {
+    let mut s = String::with_capacity(text.len());
+    push_escaped_str(&mut s, text);
+    s
+}
+
+/// Appends `bytes` escaped as [`escape`] does.
+fn push_escaped(out: &mut String, bytes: &[u8]) {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => push_escaped_str(out, text),
+        Err(_) => push_escaped_slow(out, bytes),
+    }
+}
+
+/// Appends valid UTF-8 `text`, ASCII control characters written as `\xNN`.
+fn push_escaped_str(out: &mut String, text: &str) {
+    // The common case, no control character, is one copy. `fold` rather than
+    // `any`: without the early exit the test is a vector loop.
+    let control = text
+        .bytes()
+        .fold(false, |seen, b| seen | (b < 0x20) | (b == 0x7f));
+    if control {
+        push_escaped_slow(out, text.as_bytes());
+    } else {
+        out.push_str(text);
+    }
+}
+
+fn push_escaped_slow(out: &mut String, bytes: &[u8]) {
     for chunk in bytes.utf8_chunks() {
         for c in chunk.valid().chars() {
             if c.is_ascii_control() {
-                let _ = write!(s, "\\x{:02x}", u32::from(c));
+                let _ = write!(out, "\\x{:02x}", u32::from(c));
             } else {
-                s.push(c);
+                out.push(c);
             }
         }
         for b in chunk.invalid() {
-            let _ = write!(s, "\\x{b:02x}");
+            let _ = write!(out, "\\x{b:02x}");
         }
     }
-    s
 }
 
 fn trim(mut b: &[u8]) -> &[u8] {
@@ -406,14 +471,15 @@ enum Scan {
 /// line). `from` is a line start where a previous search stopped.
 fn scan_head(b: &[u8], from: usize) -> Scan {
     let window = b.get(..MAX_HEAD_LEN).unwrap_or(b);
-    let line1_lf = window.iter().position(|&c| c == b'\n');
+    // memchr looks at a vector of bytes per step, where a `position` loop
+    // looks at one: the head is searched line by line.
+    let line1_lf = memchr::memchr(b'\n', window);
     let mut start = from.min(window.len());
-    // Bounded: each round moves `start` forward by at least one byte.
-    while let Some(rel) = window
-        .get(start..)
-        .and_then(|w| w.iter().position(|&c| c == b'\n'))
-    {
-        let lf = start + rel;
+    let tail = window.get(start..).unwrap_or_default();
+    let base = start;
+    // Bounded: one round per LF of the window.
+    for rel in memchr::memchr_iter(b'\n', tail) {
+        let lf = base + rel;
         let line = window.get(start..lf).unwrap_or_default();
         if start > 0 && strip_cr(line).is_empty() {
             return Scan::Found {
@@ -433,7 +499,9 @@ fn scan_head(b: &[u8], from: usize) -> Scan {
     }
 }
 
-/// Header fields of interest, gathered from either parser.
+/// Header fields of interest, gathered from either parser. Only the fields the
+/// message kind reports are kept (a `Location` in a request or a `Host` in a
+/// response is never reported, so it is not copied).
 #[derive(Default)]
 struct Fields {
     host: Option<String>,
@@ -445,6 +513,8 @@ struct Fields {
     content_length: Length,
     /// `Some(final coding is chunked)` when Transfer-Encoding was present.
     transfer_encoding: Option<bool>,
+    /// The head is a response: keep `location`, not the request fields.
+    response: bool,
 }
 
 #[derive(Default, Clone, Copy, PartialEq, Eq)]
@@ -455,38 +525,46 @@ enum Length {
     Invalid,
 }
 
+/// Appends `value` (escaped) to a field, `,`-joining repeats.
 fn join(slot: &mut Option<String>, value: &[u8]) {
     match slot {
         Some(s) => {
             s.push(',');
-            s.push_str(&escape(value));
+            push_escaped(s, value);
         }
         None => *slot = Some(escape(value)),
     }
 }
 
 impl Fields {
-    fn add(&mut self, name: &[u8], value: &[u8]) {
-        let value = trim(value);
-        let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
-        if is("host") {
-            join(&mut self.host, value);
-        } else if is("user-agent") {
-            join(&mut self.user_agent, value);
-        } else if is("referer") {
-            join(&mut self.referer, value);
-        } else if is("content-type") {
-            join(&mut self.content_type, value);
-        } else if is("x-forwarded-for") {
-            join(&mut self.xff, value);
-        } else if is("location") {
-            join(&mut self.location, value);
-        } else if is("content-length") {
-            self.add_content_length(value);
-        } else if is("transfer-encoding") {
-            let last = value.split(|&c| c == b',').map(trim).next_back();
-            self.transfer_encoding = Some(last.is_some_and(|c| c.eq_ignore_ascii_case(b"chunked")));
+    fn new(response: bool) -> Self {
+        Fields {
+            response,
+            ..Fields::default()
         }
+    }
+
+    fn add(&mut self, name: &[u8], value: &[u8]) {
+        let is = |n: &[u8]| name.eq_ignore_ascii_case(n);
+        let (request, response) = (!self.response, self.response);
+        // The length picks the one candidate name; most headers stop there.
+        let slot = match name.len() {
+            4 if request && is(b"host") => &mut self.host,
+            10 if request && is(b"user-agent") => &mut self.user_agent,
+            7 if request && is(b"referer") => &mut self.referer,
+            12 if is(b"content-type") => &mut self.content_type,
+            15 if request && is(b"x-forwarded-for") => &mut self.xff,
+            8 if response && is(b"location") => &mut self.location,
+            14 if is(b"content-length") => return self.add_content_length(trim(value)),
+            17 if is(b"transfer-encoding") => {
+                let last = trim(value).split(|&c| c == b',').map(trim).next_back();
+                self.transfer_encoding =
+                    Some(last.is_some_and(|c| c.eq_ignore_ascii_case(b"chunked")));
+                return;
+            }
+            _ => return,
+        };
+        join(slot, trim(value));
     }
 
     /// RFC 9110 §8.6: a list of identical values is accepted as one.
@@ -515,8 +593,11 @@ impl Fields {
     /// Hand-written header parser for heads httparse rejected: `name: value`
     /// lines after the start line; lines without a colon and obs-fold
     /// continuation lines are skipped.
-    fn from_lenient_lines<'a>(header_lines: impl Iterator<Item = &'a [u8]>) -> Self {
-        let mut f = Fields::default();
+    fn from_lenient_lines<'a>(
+        response: bool,
+        header_lines: impl Iterator<Item = &'a [u8]>,
+    ) -> Self {
+        let mut f = Fields::new(response);
         for line in header_lines.take(MAX_HEADERS) {
             if line.starts_with(b" ") || line.starts_with(b"\t") {
                 continue;
@@ -529,8 +610,8 @@ impl Fields {
         f
     }
 
-    fn from_httparse(headers: &[httparse::Header<'_>]) -> Self {
-        let mut f = Fields::default();
+    fn from_httparse(response: bool, headers: &[httparse::Header<'_>]) -> Self {
+        let mut f = Fields::new(response);
         for h in headers {
             f.add(h.name.as_bytes(), h.value);
         }
@@ -942,22 +1023,42 @@ fn request_head(
         Some(b' ' | b'\r' | b'\n') => {}
         Some(_) => return Err(Error::NotHttp),
     }
-    let (head_len, line1_lf) = match scan_head(b, *scan_from) {
-        Scan::TooLong => return Err(Error::HeadTooLong),
-        Scan::Found { head_len, line1_lf } => (head_len, line1_lf),
-        Scan::Partial { resume, line1_lf } => {
-            *scan_from = resume;
-            return match line1_lf {
-                Some(lf) => partial_request(b, lf, after_http09, out),
-                None => Ok(HeadStep::Wait),
-            };
-        }
+    // httparse first, at the start of a head: on a complete head it finds the end itself
+    // (see `parse_first`), so the head is searched only when httparse says no.
+    let fresh = *scan_from == 0;
+    let parsed = if fresh {
+        parse_request_httparse(b.get(..MAX_HEAD_LEN).unwrap_or(b))
+    } else {
+        None
     };
-    *after_http09 = false;
-    let head = b.get(..head_len).unwrap_or(b);
-    let (req, fields) = match parse_request_httparse(head) {
-        Some(parsed) => parsed,
-        None => parse_request_lenient(head, line1_lf)?,
+    let (req, fields, head_len) = match parsed {
+        Some(parsed) => {
+            *after_http09 = false;
+            parsed
+        }
+        None => {
+            let (head_len, line1_lf) = match scan_head(b, *scan_from) {
+                Scan::TooLong => return Err(Error::HeadTooLong),
+                Scan::Found { head_len, line1_lf } => (head_len, line1_lf),
+                Scan::Partial { resume, line1_lf } => {
+                    *scan_from = resume;
+                    return match line1_lf {
+                        Some(lf) => partial_request(b, lf, after_http09, out),
+                        None => Ok(HeadStep::Wait),
+                    };
+                }
+            };
+            *after_http09 = false;
+            let head = b.get(..head_len).unwrap_or(b);
+            // After a fresh attempt httparse has already said no to this head.
+            match parse_request_httparse(head).filter(|_| !fresh) {
+                Some(parsed) => parsed,
+                None => {
+                    let (req, fields) = parse_request_lenient(head, line1_lf)?;
+                    (req, fields, head_len)
+                }
+            }
+        }
     };
     let next = if req.method.eq_ignore_ascii_case("CONNECT") {
         Next::Tunnel
@@ -1042,7 +1143,8 @@ fn partial_request(
 /// Hand-written head parser for requests httparse rejected.
 fn parse_request_lenient(head: &[u8], line1_lf: usize) -> Result<(Request, Fields), Error> {
     let line = parse_request_line(strip_cr(head.get(..line1_lf).unwrap_or_default()))?;
-    let fields = Fields::from_lenient_lines(lines(head.get(line1_lf + 1..).unwrap_or_default()));
+    let fields =
+        Fields::from_lenient_lines(false, lines(head.get(line1_lf + 1..).unwrap_or_default()));
     let request = Request {
         method: escape(line.method),
         uri: escape(line.uri),
@@ -1066,23 +1168,39 @@ fn skip_headers(b: &[u8], scan_from: &mut usize) -> Result<HeadStep, Error> {
     }
 }
 
-/// httparse on a complete head; `None` when it rejects the head.
-fn parse_request_httparse(head: &[u8]) -> Option<(Request, Fields)> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
+/// httparse on the bytes from a head start (at most [`MAX_HEAD_LEN`]): the
+/// request, its fields and the head length when httparse finds a complete
+/// head, `None` when it rejects the bytes or wants more.
+///
+/// # `parse_first`: why httparse may go before the head search
+/// httparse reads line by line, every line ending at an LF (a CR must be
+/// followed by one, else it fails), and ends the head at the first line that
+/// is empty or a lone CR; header lines it ignores are skipped to their LF. So
+/// a complete parse ends exactly where [`scan_head`] finds the first empty
+/// line, and httparse's answer on those bytes is its answer on the head alone
+/// (it never reads past the blank line). When it says no, the head search
+/// runs as before and httparse is not asked again about the same head: the
+/// hand-written parser takes it. The differential tests against
+/// `reference` hold this on real and mutated traffic.
+///
+/// The header array is left uninitialised (httparse writes the entries it
+/// returns), which spares writing all [`MAX_HEADERS`] entries per head.
+fn parse_request_httparse(head: &[u8]) -> Option<(Request, Fields, usize)> {
+    let mut headers = [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
     let mut config = httparse::ParserConfig::default();
     config.ignore_invalid_headers_in_requests(true);
-    match config.parse_request(&mut req, head) {
-        Ok(httparse::Status::Complete(_)) => {}
+    let len = match config.parse_request_with_uninit_headers(&mut req, head, &mut headers) {
+        Ok(httparse::Status::Complete(len)) => len,
         _ => return None,
-    }
+    };
     let request = Request {
-        method: escape(req.method?.as_bytes()),
-        uri: escape(req.path?.as_bytes()),
+        method: escape_str(req.method?),
+        uri: escape_str(req.path?),
         protocol: version_string(req.version),
         ..Request::default()
     };
-    Some((request, Fields::from_httparse(req.headers)))
+    Some((request, Fields::from_httparse(false, req.headers), len))
 }
 
 // ---------------------------------------------------------------------------
@@ -1173,18 +1291,34 @@ fn response_head(
         Verdict::NeedMore => return Ok(HeadStep::Wait),
         Verdict::No => return Err(Error::NotHttp),
     }
-    let (head_len, line1_lf) = match scan_head(b, *scan_from) {
-        Scan::TooLong => return Err(Error::HeadTooLong),
-        Scan::Partial { resume, .. } => {
-            *scan_from = resume;
-            return Ok(HeadStep::Wait);
-        }
-        Scan::Found { head_len, line1_lf } => (head_len, line1_lf),
+    // httparse first, at the start of a head (see `parse_first`).
+    let fresh = *scan_from == 0;
+    let parsed = if fresh {
+        parse_response_httparse(b.get(..MAX_HEAD_LEN).unwrap_or(b))
+    } else {
+        None
     };
-    let head = b.get(..head_len).unwrap_or(b);
-    let (resp, fields) = match parse_response_httparse(head) {
+    let (resp, fields, head_len) = match parsed {
         Some(parsed) => parsed,
-        None => parse_response_lenient(head, line1_lf)?,
+        None => {
+            let (head_len, line1_lf) = match scan_head(b, *scan_from) {
+                Scan::TooLong => return Err(Error::HeadTooLong),
+                Scan::Partial { resume, .. } => {
+                    *scan_from = resume;
+                    return Ok(HeadStep::Wait);
+                }
+                Scan::Found { head_len, line1_lf } => (head_len, line1_lf),
+            };
+            let head = b.get(..head_len).unwrap_or(b);
+            // After a fresh attempt httparse has already said no to this head.
+            match parse_response_httparse(head).filter(|_| !fresh) {
+                Some(parsed) => parsed,
+                None => {
+                    let (resp, fields) = parse_response_lenient(head, line1_lf)?;
+                    (resp, fields, head_len)
+                }
+            }
+        }
     };
     let status = resp.status;
     let method = if status >= 200 || status == 101 {
@@ -1224,25 +1358,26 @@ fn response_head(
     })
 }
 
-fn parse_response_httparse(head: &[u8]) -> Option<(Response, Fields)> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut headers);
+/// httparse on the bytes from a status line, as [`parse_request_httparse`].
+fn parse_response_httparse(head: &[u8]) -> Option<(Response, Fields, usize)> {
+    let mut headers = [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
     let mut config = httparse::ParserConfig::default();
     config
         .ignore_invalid_headers_in_responses(true)
         .allow_spaces_after_header_name_in_responses(true)
         .allow_obsolete_multiline_headers_in_responses(true)
         .allow_multiple_spaces_in_response_status_delimiters(true);
-    match config.parse_response(&mut resp, head) {
-        Ok(httparse::Status::Complete(_)) => {}
+    let len = match config.parse_response_with_uninit_headers(&mut resp, head, &mut headers) {
+        Ok(httparse::Status::Complete(len)) => len,
         _ => return None,
-    }
+    };
     let response = Response {
         status: resp.code?,
         protocol: version_string(resp.version),
         ..Response::default()
     };
-    Some((response, Fields::from_httparse(resp.headers)))
+    Some((response, Fields::from_httparse(true, resp.headers), len))
 }
 
 /// Hand-written status-line parser where httparse says no (e.g. an odd
@@ -1264,7 +1399,8 @@ fn parse_response_lenient(head: &[u8], line1_lf: usize) -> Result<(Response, Fie
         }
         _ => return Err(Error::NotHttp),
     };
-    let fields = Fields::from_lenient_lines(lines(head.get(line1_lf + 1..).unwrap_or_default()));
+    let fields =
+        Fields::from_lenient_lines(true, lines(head.get(line1_lf + 1..).unwrap_or_default()));
     let response = Response {
         status,
         protocol: escape(version),
@@ -1273,6 +1409,9 @@ fn parse_response_lenient(head: &[u8], line1_lf: usize) -> Result<(Response, Fie
     };
     Ok((response, fields))
 }
+
+#[cfg(test)]
+mod reference;
 
 #[cfg(test)]
 mod tests {
@@ -1778,6 +1917,378 @@ mod tests {
             let _ = ClientParser::new().feed(&data, &mut out);
             let mut out = Vec::new();
             let _ = ServerParser::new().feed(&data, &mut out);
+        }
+    }
+
+    // ---- Differential tests against the previous implementation (`super::reference`).
+
+    use crate::decode::test_streams::{self, Rng as StreamRng};
+
+    /// One direction's parser, new or old, behind one interface.
+    trait Direction {
+        type Out: PartialEq + std::fmt::Debug;
+        fn feed(&mut self, b: &[u8], out: &mut Vec<Self::Out>) -> Feed;
+        fn gap(&mut self);
+        fn method(&mut self, _m: &str) {}
+        fn dropped(&self) -> u64 {
+            0
+        }
+    }
+
+    impl Direction for ClientParser {
+        type Out = Request;
+        fn feed(&mut self, b: &[u8], out: &mut Vec<Request>) -> Feed {
+            ClientParser::feed(self, b, out)
+        }
+        fn gap(&mut self) {
+            ClientParser::gap(self);
+        }
+    }
+
+    impl Direction for reference::ClientParser {
+        type Out = Request;
+        fn feed(&mut self, b: &[u8], out: &mut Vec<Request>) -> Feed {
+            reference::ClientParser::feed(self, b, out)
+        }
+        fn gap(&mut self) {
+            reference::ClientParser::gap(self);
+        }
+    }
+
+    impl Direction for ServerParser {
+        type Out = Response;
+        fn feed(&mut self, b: &[u8], out: &mut Vec<Response>) -> Feed {
+            ServerParser::feed(self, b, out)
+        }
+        fn gap(&mut self) {
+            ServerParser::gap(self);
+        }
+        fn method(&mut self, m: &str) {
+            self.request_method(m);
+        }
+        fn dropped(&self) -> u64 {
+            self.dropped_methods
+        }
+    }
+
+    impl Direction for reference::ServerParser {
+        type Out = Response;
+        fn feed(&mut self, b: &[u8], out: &mut Vec<Response>) -> Feed {
+            reference::ServerParser::feed(self, b, out)
+        }
+        fn gap(&mut self) {
+            reference::ServerParser::gap(self);
+        }
+        fn method(&mut self, m: &str) {
+            self.request_method(m);
+        }
+        fn dropped(&self) -> u64 {
+            self.dropped_methods
+        }
+    }
+
+    /// What happens to a direction between two looks at its buffer.
+    #[derive(Debug, Clone)]
+    enum Step {
+        /// The next `n` bytes of the input arrive.
+        Data(usize),
+        /// Bytes were lost: the caller drops what it holds and tells the parser.
+        Gap,
+        /// The request method of the next request (server side).
+        Method(&'static str),
+    }
+
+    /// Drives the new and the old parser through `plan` over `data` the way the flow layer
+    /// does (hold what is not consumed, feed again while there is progress) and asserts
+    /// that every answer and every message is the same.
+    fn same_as_reference<N, O>(mut new: N, mut old: O, data: &[u8], plan: &[Step], what: &str)
+    where
+        N: Direction,
+        O: Direction<Out = N::Out>,
+    {
+        let (mut held, mut at) = (Vec::new(), 0usize);
+        let (mut out_new, mut out_old) = (Vec::new(), Vec::new());
+        for (k, step) in plan.iter().enumerate() {
+            match *step {
+                Step::Gap => {
+                    held.clear();
+                    new.gap();
+                    old.gap();
+                    continue;
+                }
+                Step::Method(m) => {
+                    new.method(m);
+                    old.method(m);
+                    continue;
+                }
+                Step::Data(n) => {
+                    let end = (at + n).min(data.len());
+                    held.extend_from_slice(&data[at..end]);
+                    at = end;
+                }
+            }
+            for round in 0..64 {
+                let (a, b) = (new.feed(&held, &mut out_new), old.feed(&held, &mut out_old));
+                if a != b || out_new != out_old {
+                    let shown = String::from_utf8_lossy(&held[..held.len().min(2000)]);
+                    panic!(
+                        "{what}: step {k} round {round} differs\nnew: {a:?} {out_new:?}\nold: {b:?} {out_old:?}\nheld: {shown:?}"
+                    );
+                }
+                match a {
+                    Feed::Consumed(0) => break,
+                    Feed::Consumed(c) => {
+                        held.drain(..c);
+                    }
+                    Feed::Tunnel(_) | Feed::Stop(_) => return,
+                }
+            }
+        }
+        assert_eq!(new.dropped(), old.dropped(), "{what}: dropped methods");
+    }
+
+    /// Client and server parsers, new against old, over `data` cut by `plan`.
+    fn same_both_ways(data: &[u8], plan: &[Step], what: &str) {
+        same_as_reference(
+            ClientParser::new(),
+            reference::ClientParser::new(),
+            data,
+            plan,
+            what,
+        );
+        same_as_reference(
+            ServerParser::new(),
+            reference::ServerParser::new(),
+            data,
+            plan,
+            what,
+        );
+    }
+
+    /// Plans for one input: all at once, at the given segment boundaries, in small and in
+    /// large random pieces with occasional gaps and request methods.
+    fn plans(rng: &mut StreamRng, len: usize, segments: &[usize]) -> Vec<Vec<Step>> {
+        let methods = ["GET", "HEAD", "CONNECT", "POST", "get"];
+        let mut random = |max: usize| {
+            let mut plan = Vec::new();
+            let mut left = len;
+            for _ in 0..rng.below(3) {
+                plan.push(Step::Method(methods[rng.below(methods.len())]));
+            }
+            while left > 0 {
+                let n = (1 + rng.below(max)).min(left);
+                left -= n;
+                plan.push(Step::Data(n));
+                match rng.below(100) {
+                    0 => plan.push(Step::Gap),
+                    1..=9 => plan.push(Step::Method(methods[rng.below(methods.len())])),
+                    _ => {}
+                }
+            }
+            plan
+        };
+        let small = random(64);
+        let large = random(3000);
+        let mut whole = vec![Step::Method("GET"), Step::Data(len)];
+        whole.push(Step::Data(0));
+        let by_segment = segments.iter().map(|&n| Step::Data(n)).collect();
+        vec![whole, by_segment, small, large]
+    }
+
+    /// Header lines that matter to the parsers, well and badly formed.
+    const LINES: &[&[u8]] = &[
+        b"Host: example.com",
+        b"host:a.example:8080 ",
+        b"HOST: b",
+        b"User-Agent: Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/115.0",
+        b"user-agent: \xff\xfe bad",
+        b"User-Agent: caf\xc3\xa9 \x01 ctl",
+        b"User-Agent:\tTab\there\t",
+        b"Referer: http://example.com/a?b=c",
+        b"Content-Type: text/html; charset=utf-8",
+        b"content-type: a\x7fb",
+        b"X-Forwarded-For: 10.0.0.1, 10.0.0.2",
+        b"Location: /next",
+        b"location: \xe2\x82\xac",
+        b"Content-Length: 5",
+        b"Content-Length: 0",
+        b"Content-Length: 5, 5",
+        b"Content-Length: 5, 6",
+        b"Content-Length: x",
+        b"Content-Length: 18446744073709551616",
+        b"Transfer-Encoding: chunked",
+        b"Transfer-Encoding: gzip, chunked",
+        b"Transfer-Encoding: gzip",
+        b"Transfer-Encoding: CHUNKED ",
+        b"Connection: keep-alive",
+        b"Accept: */*",
+        b" folded continuation",
+        b"\tfolded tab",
+        b"No colon here",
+        b"Bad Name: value",
+        b"Name : spaced",
+        b": empty name",
+        b"X-Nul: a\x00b",
+        b"X-CR: a\rb",
+        b"X-Long: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        b"Upgrade: websocket",
+    ];
+
+    const START_LINES: &[&[u8]] = &[
+        b"GET / HTTP/1.1",
+        b"GET /index.html?a=1 HTTP/1.0",
+        b"POST /form HTTP/1.1",
+        b"HEAD /h HTTP/1.1",
+        b"CONNECT example.com:443 HTTP/1.1",
+        b"OPTIONS * HTTP/1.1",
+        b"get /lower HTTP/1.1",
+        b"GET /caf\xe9 HTTP/1.1",
+        b"GET /sp ace HTTP/1.1",
+        b"GET  /two-spaces HTTP/1.1",
+        b"GET / HTTP/1.",
+        b"GET /old",
+        b"OPTIONS",
+        b"PROPFIND /dav HTTP/1.1",
+        b"M-SEARCH * HTTP/1.1",
+        b"FOOBAR / HTTP/1.1",
+        b"PRI * HTTP/2.0",
+        b"GET / HTTP/2",
+        b"HTTP/1.1 200 OK",
+        b"HTTP/1.0 404 Not Found",
+        b"HTTP/1.1 304 Not Modified",
+        b"HTTP/1.1 100 Continue",
+        b"HTTP/1.1 101 Switching Protocols",
+        b"HTTP/1.1 204",
+        b"HTTP/1.1 200",
+        b"http/1.1 200 ok",
+        b"HTTP/1.1.1 404 \xff",
+        b"HTTP/1.1  302  Found",
+        b"HTTP/1.1 2000 x",
+        b"EHLO mail.example.com",
+    ];
+
+    /// A run of messages from the vocabularies above: mixed line endings, bodies that match
+    /// the framing or not, chunked bodies, junk between messages.
+    fn generated(rng: &mut StreamRng) -> Vec<u8> {
+        let mut m = Vec::new();
+        for _ in 0..1 + rng.below(4) {
+            let eol: &[u8] = if rng.below(4) == 0 { b"\n" } else { b"\r\n" };
+            m.extend_from_slice(START_LINES[rng.below(START_LINES.len())]);
+            m.extend_from_slice(eol);
+            for _ in 0..rng.below(12) {
+                m.extend_from_slice(LINES[rng.below(LINES.len())]);
+                m.extend_from_slice(if rng.below(10) == 0 { b"\n" } else { eol });
+            }
+            if rng.below(8) != 0 {
+                m.extend_from_slice(eol);
+            }
+            match rng.below(6) {
+                0 => m.extend_from_slice(b"hello"),
+                1 => m.extend_from_slice(b"5\r\nhello\r\n0\r\n\r\n"),
+                2 => m.extend_from_slice(b"5;x=1\r\nhello\r\n0\r\nT: 1\r\n\r\n"),
+                3 => m.extend_from_slice(b"\r\n\r\n"),
+                _ => {}
+            }
+        }
+        m
+    }
+
+    /// A random change to a stream: the mutations of the robustness test plus header lines
+    /// and line ends put in, and pieces of another stream spliced in.
+    fn mutate_stream(rng: &mut StreamRng, data: &mut Vec<u8>, other: &[u8]) {
+        for _ in 0..1 + rng.below(5) {
+            let at = rng.below(data.len() + 1);
+            match rng.below(8) {
+                0 => data.insert(at, rng.next() as u8),
+                1 if at < data.len() => {
+                    data.remove(at);
+                }
+                2 if at < data.len() => data[at] = rng.next() as u8,
+                3 => {
+                    let t = TOKENS[rng.below(TOKENS.len())];
+                    data.splice(at..at, t.iter().copied());
+                }
+                4 => {
+                    let mut line = LINES[rng.below(LINES.len())].to_vec();
+                    line.extend_from_slice(b"\r\n");
+                    data.splice(at..at, line);
+                }
+                5 if at < data.len() => {
+                    data[at] = [b'\r', b'\n', b' ', b':', b'\t', 0, b'/', b'H'][rng.below(8)];
+                }
+                6 if !other.is_empty() => {
+                    let from = rng.below(other.len());
+                    let len = rng.below(200).min(other.len() - from);
+                    let piece = other[from..from + len].to_vec();
+                    data.splice(at..at, piece);
+                }
+                _ => data.truncate(at),
+            }
+        }
+    }
+
+    /// The parsers answer exactly what the previous implementation answered, call by call:
+    /// on the TCP streams of real captures (the repository's and the shared real-world
+    /// ones) cut at their segment boundaries and at random, on mutations of them, and on
+    /// generated messages full of odd lines.
+    #[test]
+    fn same_results_as_reference() {
+        let files = test_streams::capture_files("http differential");
+        let streams: Vec<(Vec<u8>, Vec<usize>)> = test_streams::tcp_streams(&files)
+            .into_iter()
+            .filter(|s| {
+                s.first()
+                    .is_some_and(|p| looks_like_request(p) || looks_like_response(p))
+            })
+            .map(|s| (s.concat(), s.iter().map(Vec::len).collect()))
+            .collect();
+        eprintln!("http differential: {} HTTP streams", streams.len());
+        assert!(
+            streams.len() > 20,
+            "too few HTTP streams: {}",
+            streams.len()
+        );
+        let mut rng = StreamRng(0x0ddc_0ffe_e15b_ad5e);
+        for (i, (data, segments)) in streams.iter().enumerate() {
+            for plan in plans(&mut rng, data.len(), segments) {
+                same_both_ways(data, &plan, &format!("stream {i}"));
+            }
+        }
+        let mut seeds: Vec<Vec<u8>> = streams
+            .iter()
+            .map(|(d, _)| d[..d.len().min(8 * 1024)].to_vec())
+            .collect();
+        seeds.extend(SEEDS.iter().map(|s| s.to_vec()));
+        for (i, seed) in seeds.iter().enumerate() {
+            for j in 0..200 {
+                let mut data = seed.clone();
+                let other = &seeds[rng.below(seeds.len())];
+                mutate_stream(&mut rng, &mut data, other);
+                let whole = [data.len()];
+                for plan in plans(&mut rng, data.len(), &whole) {
+                    same_both_ways(&data, &plan, &format!("mutant {j} of seed {i}"));
+                }
+            }
+        }
+        for i in 0..40_000 {
+            let mut data = generated(&mut rng);
+            if rng.below(2) == 0 {
+                let other = &seeds[rng.below(seeds.len())];
+                mutate_stream(&mut rng, &mut data, other);
+            }
+            let whole = [data.len()];
+            for plan in plans(&mut rng, data.len(), &whole) {
+                same_both_ways(&data, &plan, &format!("generated {i}"));
+            }
+        }
+        // The robustness test's inputs too.
+        let mut rng2 = Rng(0x1234_5678_9abc_def1);
+        for i in 0..20_000 {
+            let data = mutated(&mut rng2);
+            let whole = [data.len()];
+            for plan in plans(&mut rng, data.len(), &whole) {
+                same_both_ways(&data, &plan, &format!("robustness input {i}"));
+            }
         }
     }
 }

@@ -10,6 +10,9 @@ pub mod krb5;
 pub mod net;
 pub mod tls;
 
+#[cfg(test)]
+pub(crate) mod test_streams;
+
 /// The methods every decoder's `Events` bit set shares: a tuple struct over an unsigned integer
 /// with an `ALL` table of `(flag, snake_case name)`.
 macro_rules! event_set_methods {

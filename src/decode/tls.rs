@@ -55,14 +55,13 @@
 )]
 
 use std::borrow::Cow;
-use std::fmt::Write as _;
 
 use md5::{Digest as _, Md5};
 use sha2::Sha256;
 use tls_parser::{
-    TlsExtension, TlsMessageHandshake, parse_tls_client_hello_extension,
-    parse_tls_handshake_client_hello, parse_tls_handshake_msg_server_hello,
-    parse_tls_server_hello_extension,
+    NamedGroup, TlsCipherSuiteID, TlsExtension, TlsMessageHandshake, TlsVersion,
+    parse_tls_client_hello_extension, parse_tls_handshake_client_hello,
+    parse_tls_handshake_msg_server_hello, parse_tls_server_hello_extension,
 };
 
 /// Longest TLS record accepted (RFC 5246 §6.2.3 ciphertext bound: 2^14 + 2048).
@@ -294,6 +293,22 @@ fn walk(buf: &[u8], wanted: u8) -> Result<Walk<'_>, Error> {
             Walk::NeedMore
         });
     }
+    // The common case: the whole message is in the first record. Borrowed, no fragment list;
+    // the answer is the one the walk below gives for it.
+    if first.len > 0
+        && let Some(payload) = buf.get(RECORD_HEADER_LEN..first.total())
+        && let [t, l0, l1, l2, ..] = *payload
+    {
+        let msg_len = usize::from(l0) << 16 | usize::from(l1) << 8 | usize::from(l2);
+        let end = HANDSHAKE_HEADER_LEN + msg_len;
+        if let Some(body) = payload.get(HANDSHAKE_HEADER_LEN..end) {
+            return Ok(if t == wanted {
+                Walk::Message(Cow::Borrowed(body), first.total())
+            } else {
+                Walk::Skip(first.total())
+            });
+        }
+    }
     // Type of the first handshake message, once known. An unwanted message whose records
     // cannot all be walked is skipped one record at a time instead of failing.
     let mut msg_type: Option<u8> = None;
@@ -390,12 +405,20 @@ fn for_each_extension<'a>(block: &'a [u8], mut f: impl FnMut(u16, &'a [u8])) -> 
 
 /// Writes `bytes` as text: printable ASCII kept, anything else as `\xNN`.
 fn escape(bytes: &[u8]) -> String {
+    // The common case, printable ASCII only, is one copy (`fold`, not `all`: a vector loop).
+    let printable = bytes
+        .iter()
+        .fold(true, |ok, &b| ok & (0x20..0x7f).contains(&b));
+    if printable && let Ok(text) = std::str::from_utf8(bytes) {
+        return text.to_owned();
+    }
     let mut s = String::with_capacity(bytes.len());
     for &b in bytes {
         if (0x20..0x7f).contains(&b) {
             s.push(char::from(b));
         } else {
-            let _ = write!(s, "\\x{b:02x}");
+            s.push_str("\\x");
+            push_hex_byte(&mut s, b);
         }
     }
     s
@@ -403,95 +426,232 @@ fn escape(bytes: &[u8]) -> String {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-// The fingerprint strings hold a hundred numbers or more per hello; these writers avoid the
-// formatting machinery, which cost more than parsing the hello itself.
+// The fingerprint strings hold a hundred numbers or more per hello; these writers put bytes
+// straight into one buffer per string, without the formatting machinery or a String per
+// list.
+
+fn hex_digit(n: u8) -> u8 {
+    HEX.get(usize::from(n & 0xf)).copied().unwrap_or(b'0')
+}
+
+/// `00` to `ff`, two lowercase hex digits each: one look-up per byte.
+// Evaluated at compile time: an index out of bounds would fail the build, not panic.
+#[allow(clippy::indexing_slicing)]
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    let mut t = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = [HEX[i >> 4], HEX[i & 0xf]];
+        i += 1;
+    }
+    t
+};
+
+fn hex_pair(b: u8) -> [u8; 2] {
+    HEX_PAIRS.get(usize::from(b)).copied().unwrap_or([b'0'; 2])
+}
 
 fn push_hex_byte(out: &mut String, b: u8) {
-    let digit = |n: u8| char::from(HEX.get(usize::from(n & 0xf)).copied().unwrap_or(b'0'));
-    out.push(digit(b >> 4));
-    out.push(digit(b));
+    let [hi, lo] = hex_pair(b);
+    out.push(char::from(hi));
+    out.push(char::from(lo));
 }
 
-fn push_dec(out: &mut String, mut v: u16) {
-    let mut digits = [0u8; 5];
-    let mut n = 0;
-    // At most 5 iterations for a u16.
-    loop {
-        if let Some(d) = digits.get_mut(n) {
-            *d = b'0' + (v % 10) as u8;
-        }
-        n += 1;
-        v /= 10;
-        if v == 0 || n == digits.len() {
-            break;
-        }
-    }
-    for d in digits.iter().take(n).rev() {
-        out.push(char::from(*d));
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
+fn push_hex(out: &mut String, bytes: &[u8]) {
     for &b in bytes {
-        push_hex_byte(&mut s, b);
+        push_hex_byte(out, b);
     }
-    s
 }
 
-fn join_dec<I: IntoIterator<Item = u16>>(out: &mut String, it: I) {
+/// `00` to `99`, two ASCII digits each (the pairs table of integer formatters).
+// Evaluated at compile time: an index out of bounds would fail the build, not panic.
+#[allow(clippy::indexing_slicing)]
+const PAIRS: [[u8; 2]; 100] = {
+    let mut t = [[0u8; 2]; 100];
+    let mut i = 0;
+    while i < 100 {
+        t[i] = [b'0' + (i / 10) as u8, b'0' + (i % 10) as u8];
+        i += 1;
+    }
+    t
+};
+
+fn pair(n: u16) -> [u8; 2] {
+    PAIRS.get(usize::from(n)).copied().unwrap_or([b'0'; 2])
+}
+
+/// Decimal digits of `v`, as `{}` writes them: two digits per table look-up, a fixed-size
+/// append per length.
+#[inline(always)]
+fn push_dec(out: &mut Vec<u8>, v: u16) {
+    match v {
+        0..=9 => out.push(b'0' + v as u8),
+        10..=99 => out.extend_from_slice(&pair(v)),
+        100..=999 => {
+            let [b, c] = pair(v % 100);
+            out.extend_from_slice(&[b'0' + (v / 100) as u8, b, c]);
+        }
+        1000..=9999 => {
+            let ([a, b], [c, d]) = (pair(v / 100), pair(v % 100));
+            out.extend_from_slice(&[a, b, c, d]);
+        }
+        _ => {
+            let ([b, c], [d, e]) = (pair(v / 100 % 100), pair(v % 100));
+            out.extend_from_slice(&[b'0' + (v / 10000) as u8, b, c, d, e]);
+        }
+    }
+}
+
+/// `v` (at most 99) as two decimal digits, as `{:02}` writes it.
+fn push_dec2(out: &mut String, v: usize) {
+    let v = v.min(99) as u8;
+    out.push(char::from(b'0' + v / 10));
+    out.push(char::from(b'0' + v % 10));
+}
+
+fn join_dec<I: IntoIterator<Item = u16>>(out: &mut Vec<u8>, it: I) {
     for (i, v) in it.into_iter().enumerate() {
         if i > 0 {
-            out.push('-');
+            out.push(b'-');
         }
         push_dec(out, v);
     }
 }
 
-fn join_hex(vals: &[u16]) -> String {
-    let mut s = String::with_capacity(vals.len() * 5);
-    for (i, v) in vals.iter().enumerate() {
-        if i > 0 {
-            s.push(',');
+/// SHA-256 of a text written in pieces: the JA4 lists are hashed through a small stack
+/// buffer instead of being built as Strings first. The digest is that of the whole text,
+/// however it was cut.
+struct TextHash {
+    sha: Sha256,
+    buf: [u8; 256],
+    len: usize,
+}
+
+impl TextHash {
+    fn new() -> Self {
+        TextHash {
+            sha: Sha256::new(),
+            buf: [0; 256],
+            len: 0,
         }
-        let [hi, lo] = v.to_be_bytes();
-        push_hex_byte(&mut s, hi);
-        push_hex_byte(&mut s, lo);
     }
-    s
+
+    fn flush(&mut self) {
+        self.sha
+            .update(self.buf.get(..self.len).unwrap_or_default());
+        self.len = 0;
+    }
+
+    /// Appends one byte.
+    fn push(&mut self, b: u8) {
+        if self.len == self.buf.len() {
+            self.flush();
+        }
+        if let Some(slot) = self.buf.get_mut(self.len) {
+            *slot = b;
+            self.len += 1;
+        }
+    }
+
+    /// `vals` as 4-digit lowercase hex, `,`-joined (the JA4 list form).
+    fn hex_list(&mut self, vals: impl IntoIterator<Item = u16>) {
+        let item = |v: u16| {
+            let [hi, lo] = v.to_be_bytes();
+            let ([a, b], [c, d]) = (hex_pair(hi), hex_pair(lo));
+            [b',', a, b, c, d]
+        };
+        let mut vals = vals.into_iter();
+        let Some(first) = vals.next() else { return };
+        for &b in item(first).get(1..).unwrap_or_default() {
+            self.push(b);
+        }
+        // Then one fixed-size write per value.
+        for v in vals {
+            if self.len + 5 > self.buf.len() {
+                self.flush();
+            }
+            if let Some(dst) = self.buf.get_mut(self.len..self.len + 5) {
+                dst.copy_from_slice(&item(v));
+                self.len += 5;
+            }
+        }
+    }
+
+    /// First 12 hex chars of the digest.
+    fn push_sha12(mut self, out: &mut String) {
+        self.flush();
+        let d = self.sha.finalize();
+        push_hex(out, d.get(..6).unwrap_or_default());
+    }
 }
 
-/// First 12 hex chars of SHA-256, or `000000000000` for an empty list (JA4 rule).
-fn sha12(empty: bool, text: &str) -> String {
+/// JA4 hash part: the first 12 hex chars of SHA-256 of the text `write` produces, or
+/// `000000000000` for an empty list (JA4 rule).
+fn push_sha12(out: &mut String, empty: bool, write: impl FnOnce(&mut TextHash)) {
     if empty {
-        return "000000000000".to_owned();
+        out.push_str("000000000000");
+        return;
     }
-    let d = Sha256::digest(text.as_bytes());
-    hex(d.get(..6).unwrap_or_default())
+    let mut h = TextHash::new();
+    write(&mut h);
+    h.push_sha12(out);
 }
 
-/// Raw fields of a ClientHello needed for the fingerprints.
-#[derive(Default)]
+/// Raw fields of a ClientHello needed for the fingerprints. The lists tls-parser returns
+/// are kept as they are (moved, not copied) unless an extension repeats.
 struct Fields<'a> {
-    ciphers: Vec<u16>,
-    extensions: Vec<u16>,
-    groups: Vec<u16>,
+    /// Extension types in offered order, GREASE included (at most [`MAX_EXTENSIONS`], the
+    /// cap of the extension walk).
+    extensions: [u16; MAX_EXTENSIONS],
+    n_extensions: usize,
+    groups: Vec<NamedGroup>,
     point_formats: &'a [u8],
     sig_algs: Vec<u16>,
-    versions: Vec<u16>,
+    versions: Vec<TlsVersion>,
     has_sni_ext: bool,
     sni: Option<&'a [u8]>,
     alpns: Vec<&'a [u8]>,
     anomaly: Option<Error>,
 }
 
+/// Appends `more` to `list`, taking it over when `list` is empty.
+fn append<T>(list: &mut Vec<T>, mut more: Vec<T>) {
+    if list.is_empty() {
+        *list = more;
+    } else {
+        list.append(&mut more);
+    }
+}
+
 impl<'a> Fields<'a> {
+    fn new() -> Self {
+        Fields {
+            extensions: [0; MAX_EXTENSIONS],
+            n_extensions: 0,
+            groups: Vec::new(),
+            point_formats: &[],
+            sig_algs: Vec::new(),
+            versions: Vec::new(),
+            has_sni_ext: false,
+            sni: None,
+            alpns: Vec::new(),
+            anomaly: None,
+        }
+    }
+
     fn note(&mut self, e: Error) {
         self.anomaly.get_or_insert(e);
     }
 
+    fn extensions(&self) -> &[u16] {
+        self.extensions.get(..self.n_extensions).unwrap_or_default()
+    }
+
     fn extension(&mut self, t: u16, raw: &'a [u8]) {
-        self.extensions.push(t);
+        if let Some(slot) = self.extensions.get_mut(self.n_extensions) {
+            *slot = t;
+            self.n_extensions += 1;
+        }
         if is_grease(t) {
             return;
         }
@@ -506,38 +666,48 @@ impl<'a> Fields<'a> {
             TlsExtension::SNI(names) if self.sni.is_none() => {
                 self.sni = names.iter().find(|(k, _)| k.0 == 0).map(|(_, n)| *n);
             }
-            TlsExtension::ALPN(names) => {
+            TlsExtension::ALPN(mut names) => {
                 if names.len() > MAX_ALPNS {
                     self.note(Error::TooManyAlpns);
                 }
                 if self.alpns.is_empty() {
-                    self.alpns = names.into_iter().take(MAX_ALPNS).collect();
+                    names.truncate(MAX_ALPNS);
+                    self.alpns = names;
                 }
             }
-            TlsExtension::EllipticCurves(g) => self.groups.extend(g.iter().map(|g| g.0)),
+            TlsExtension::EllipticCurves(g) => append(&mut self.groups, g),
             TlsExtension::EcPointFormats(p) => self.point_formats = p,
-            TlsExtension::SignatureAlgorithms(s) => self.sig_algs.extend(s),
-            TlsExtension::SupportedVersions(v) => self.versions.extend(v.iter().map(|v| v.0)),
+            TlsExtension::SignatureAlgorithms(s) => append(&mut self.sig_algs, s),
+            TlsExtension::SupportedVersions(v) => append(&mut self.versions, v),
             _ => {}
         }
     }
 }
 
-fn ja3(legacy_version: u16, f: &Fields<'_>) -> String {
-    let mut s = String::with_capacity(256);
+fn ja3(legacy_version: u16, ciphers: &[TlsCipherSuiteID], f: &Fields<'_>) -> String {
+    // At most 5 digits and a separator per number.
+    let numbers = 1 + ciphers.len() + f.n_extensions + f.groups.len() + f.point_formats.len();
+    let mut s = Vec::with_capacity(6 * numbers);
     push_dec(&mut s, legacy_version);
-    s.push(',');
-    join_dec(&mut s, f.ciphers.iter().copied().filter(|c| !is_grease(*c)));
-    s.push(',');
+    s.push(b',');
     join_dec(
         &mut s,
-        f.extensions.iter().copied().filter(|e| !is_grease(*e)),
+        ciphers.iter().map(|c| c.0).filter(|c| !is_grease(*c)),
     );
-    s.push(',');
-    join_dec(&mut s, f.groups.iter().copied().filter(|g| !is_grease(*g)));
-    s.push(',');
+    s.push(b',');
+    join_dec(
+        &mut s,
+        f.extensions().iter().copied().filter(|e| !is_grease(*e)),
+    );
+    s.push(b',');
+    join_dec(
+        &mut s,
+        f.groups.iter().map(|g| g.0).filter(|g| !is_grease(*g)),
+    );
+    s.push(b',');
     join_dec(&mut s, f.point_formats.iter().map(|p| u16::from(*p)));
-    s
+    // Digits and separators only: always valid.
+    String::from_utf8(s).unwrap_or_default()
 }
 
 fn ja4_version(v: u16) -> &'static str {
@@ -556,82 +726,88 @@ fn ja4_version(v: u16) -> &'static str {
 }
 
 /// JA4 ALPN part: first and last char of the first ALPN value, hex rule for non-alphanumerics.
-fn ja4_alpn(first: Option<&[u8]>) -> String {
+fn push_ja4_alpn(out: &mut String, first: Option<&[u8]>) {
     let Some((&a, &z)) = first.and_then(|v| Some((v.first()?, v.last()?))) else {
-        return "00".to_owned();
+        out.push_str("00");
+        return;
     };
     if a.is_ascii_alphanumeric() && z.is_ascii_alphanumeric() {
-        return [char::from(a), char::from(z)].iter().collect();
+        out.push(char::from(a));
+        out.push(char::from(z));
+    } else {
+        // First and last char of the hex of both bytes.
+        out.push(char::from(hex_digit(a >> 4)));
+        out.push(char::from(hex_digit(z)));
     }
-    let h = hex(&[a, z]);
-    h.chars().take(1).chain(h.chars().last()).collect()
 }
 
-fn ja4(legacy_version: u16, f: &Fields<'_>) -> String {
+fn ja4(legacy_version: u16, ciphers: &[TlsCipherSuiteID], f: &Fields<'_>) -> String {
     let version = f
         .versions
         .iter()
-        .copied()
+        .map(|v| v.0)
         .filter(|v| !is_grease(*v))
         .max()
         .unwrap_or(legacy_version);
-    let mut ciphers: Vec<u16> = f
-        .ciphers
-        .iter()
-        .copied()
-        .filter(|c| !is_grease(*c))
-        .collect();
-    let exts: Vec<u16> = f
-        .extensions
-        .iter()
-        .copied()
-        .filter(|e| !is_grease(*e))
-        .collect();
-    let mut a = String::with_capacity(10);
-    a.push('t');
-    a.push_str(ja4_version(version));
-    a.push(if f.has_sni_ext { 'd' } else { 'i' });
-    let _ = write!(a, "{:02}{:02}", ciphers.len().min(99), exts.len().min(99));
-    a.push_str(&ja4_alpn(f.alpns.first().copied()));
+    let mut sorted_ciphers = Vec::with_capacity(ciphers.len());
+    sorted_ciphers.extend(ciphers.iter().map(|c| c.0).filter(|c| !is_grease(*c)));
+    let mut ciphers = sorted_ciphers;
+    let exts = f.extensions();
+    let n_exts = exts.iter().filter(|e| !is_grease(**e)).count();
+    // `t13d1516h2_8daaf6152771_e5627efa2ab1`
+    let mut out = String::with_capacity(36);
+    out.push('t');
+    out.push_str(ja4_version(version));
+    out.push(if f.has_sni_ext { 'd' } else { 'i' });
+    push_dec2(&mut out, ciphers.len());
+    push_dec2(&mut out, n_exts);
+    push_ja4_alpn(&mut out, f.alpns.first().copied());
 
+    out.push('_');
     ciphers.sort_unstable();
-    let b = sha12(ciphers.is_empty(), &join_hex(&ciphers));
+    push_sha12(&mut out, ciphers.is_empty(), |h| {
+        h.hex_list(ciphers.iter().copied());
+    });
 
-    let mut sorted: Vec<u16> = exts
-        .into_iter()
-        .filter(|e| *e != EXT_SERVER_NAME && *e != EXT_ALPN)
-        .collect();
-    sorted.sort_unstable();
-    let sigs: Vec<u16> = f
-        .sig_algs
-        .iter()
-        .copied()
-        .filter(|s| !is_grease(*s))
-        .collect();
-    let mut c_text = join_hex(&sorted);
-    if !sigs.is_empty() {
-        c_text.push('_');
-        c_text.push_str(&join_hex(&sigs));
+    out.push('_');
+    let mut sorted = [0u16; MAX_EXTENSIONS];
+    let mut n = 0;
+    for &e in exts {
+        if !is_grease(e)
+            && e != EXT_SERVER_NAME
+            && e != EXT_ALPN
+            && let Some(slot) = sorted.get_mut(n)
+        {
+            *slot = e;
+            n += 1;
+        }
     }
-    let c = sha12(sorted.is_empty(), &c_text);
-    format!("{a}_{b}_{c}")
+    let sorted = sorted.get_mut(..n).unwrap_or_default();
+    sorted.sort_unstable();
+    let sigs = || f.sig_algs.iter().copied().filter(|s| !is_grease(*s));
+    push_sha12(&mut out, sorted.is_empty(), |h| {
+        h.hex_list(sorted.iter().copied());
+        if sigs().next().is_some() {
+            h.push(b'_');
+            h.hex_list(sigs());
+        }
+    });
+    out
 }
 
 fn decode_client_hello(body: &[u8]) -> Result<ClientHello, Error> {
     let (_, ch) = parse_tls_handshake_client_hello(body).map_err(|_| Error::Malformed)?;
     let legacy_version = ch.version.0;
-    let mut f = Fields {
-        ciphers: ch.ciphers.iter().map(|c| c.0).collect(),
-        ..Fields::default()
-    };
+    let mut f = Fields::new();
     if let Some(block) = ch.ext
         && let Some(e) = for_each_extension(block, |t, raw| f.extension(t, raw))
     {
         f.note(e);
     }
-    let ja3 = ja3(legacy_version, &f);
-    let ja3_hash = hex(&Md5::digest(ja3.as_bytes()));
-    let ja4 = ja4(legacy_version, &f);
+    let ja3 = ja3(legacy_version, &ch.ciphers, &f);
+    let mut ja3_hash = String::with_capacity(32);
+    push_hex(&mut ja3_hash, &Md5::digest(ja3.as_bytes()));
+    let ja4 = ja4(legacy_version, &ch.ciphers, &f);
     Ok(ClientHello {
         legacy_version,
         sni: f.sni.map(escape),
@@ -639,7 +815,7 @@ fn decode_client_hello(body: &[u8]) -> Result<ClientHello, Error> {
         supported_versions: f
             .versions
             .iter()
-            .copied()
+            .map(|v| v.0)
             .filter(|v| !is_grease(*v))
             .collect(),
         ja3,
@@ -764,11 +940,7 @@ fn client_hello_at(buf: &[u8]) -> bool {
 /// preamble (STARTTLS, FTP AUTH TLS, PostgreSQL SSLRequest, SOCKS4/5, HTTP CONNECT).
 pub fn find_client_hello(buf: &[u8]) -> Option<usize> {
     let window = buf.get(..MAX_SCAN).unwrap_or(buf);
-    window
-        .iter()
-        .enumerate()
-        .filter(|(_, b)| **b == CONTENT_HANDSHAKE)
-        .map(|(i, _)| i)
+    memchr::memchr_iter(CONTENT_HANDSHAKE, window)
         .find(|&i| client_hello_at(buf.get(i..).unwrap_or_default()))
 }
 
@@ -793,6 +965,9 @@ pub fn version_name(v: u16) -> Cow<'static, str> {
         _ => return Cow::Owned(format!("0x{v:04x}")),
     })
 }
+
+#[cfg(test)]
+mod reference;
 
 #[cfg(test)]
 #[allow(
@@ -908,15 +1083,71 @@ mod tests {
         }
     }
 
+    /// The JA4 hash part of a text, through the writer the decoder uses.
+    fn sha12(empty: bool, text: &str) -> String {
+        let mut s = String::new();
+        push_sha12(&mut s, empty, |h| {
+            for &b in text.as_bytes() {
+                h.push(b);
+            }
+        });
+        s
+    }
+
+    fn join_hex(vals: &[u16]) -> String {
+        let hex: Vec<String> = vals.iter().map(|v| format!("{v:04x}")).collect();
+        hex.join(",")
+    }
+
+    fn ja4_alpn(first: Option<&[u8]>) -> String {
+        let mut s = String::new();
+        push_ja4_alpn(&mut s, first);
+        s
+    }
+
     #[test]
     fn decimal_and_hex_writers() {
-        for v in [0u16, 7, 9, 10, 99, 100, 4865, 65535] {
-            let mut s = String::new();
+        for v in (0..=u16::MAX)
+            .step_by(7)
+            .chain([0, 7, 9, 10, 99, 100, 999, 1000, 4865, 9999, 10000, 65535])
+        {
+            let mut s = Vec::new();
             push_dec(&mut s, v);
-            assert_eq!(s, v.to_string());
+            assert_eq!(s, v.to_string().as_bytes());
         }
-        assert_eq!(join_hex(&[0x1301, 0x000a]), "1301,000a");
-        assert_eq!(hex(&[0x00, 0xff, 0x5a]), "00ff5a");
+        for v in [0usize, 5, 10, 42, 99, 100, 5000] {
+            let mut s = String::new();
+            push_dec2(&mut s, v);
+            assert_eq!(s, format!("{:02}", v.min(99)));
+        }
+        let mut s = String::new();
+        push_hex(&mut s, &[0x00, 0xff, 0x5a]);
+        assert_eq!(s, "00ff5a");
+    }
+
+    /// The streamed hex list hashes to what the joined text hashes to, also for lists longer
+    /// than the writer's buffer.
+    #[test]
+    fn streamed_hex_list_hash() {
+        for n in [1usize, 2, 51, 52, 53, 103, 500, 5000] {
+            let vals: Vec<u16> = (0..n).map(|i| (i as u16).wrapping_mul(40_503)).collect();
+            let mut streamed = String::new();
+            push_sha12(&mut streamed, false, |h| {
+                h.hex_list(vals.iter().copied());
+                h.push(b'_');
+                h.hex_list(vals.iter().copied().rev());
+            });
+            let text = format!(
+                "{}_{}",
+                join_hex(&vals),
+                join_hex(&vals.iter().copied().rev().collect::<Vec<_>>())
+            );
+            let d = Sha256::digest(text.as_bytes());
+            let want: String = d[..6].iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(streamed, want, "{n} values");
+            assert_eq!(sha12(false, &text), want);
+        }
+        assert_eq!(sha12(true, "anything"), "000000000000");
     }
 
     #[test]
@@ -1357,6 +1588,262 @@ mod tests {
                 assert!(n <= buf.len());
                 assert_eq!(ch.ja3_hash.len(), 32);
             }
+        }
+    }
+
+    // ---- Differential tests against the previous implementation (`super::reference`).
+
+    use crate::decode::test_streams::{self, Rng};
+
+    /// Asserts that every entry point answers on `buf` what the reference answers.
+    fn same_as_reference(buf: &[u8], what: &dyn std::fmt::Display) {
+        let (ours, theirs) = (client_hello(buf), reference::client_hello(buf));
+        if ours != theirs {
+            let hex: String = buf.iter().map(|b| format!("{b:02x}")).collect();
+            panic!("{what}: client_hello differs on {hex}\nnew: {ours:?}\nold: {theirs:?}");
+        }
+        assert_eq!(
+            server_hello(buf),
+            reference::server_hello(buf),
+            "{what}: server_hello"
+        );
+        assert_eq!(
+            find_client_hello(buf),
+            reference::find_client_hello(buf),
+            "{what}: find_client_hello"
+        );
+        assert_eq!(
+            looks_like_record(buf),
+            reference::looks_like_record(buf),
+            "{what}: looks_like_record"
+        );
+        assert_eq!(
+            other_record_len(buf),
+            reference::other_record_len(buf),
+            "{what}: other_record_len"
+        );
+    }
+
+    /// Walks `stream` the way the flow layer does (from its start and from the first
+    /// ClientHello found in it, as client and as server), comparing at every step.
+    fn same_walk(stream: &[u8], what: &dyn std::fmt::Display) {
+        let starts = [Some(0), find_client_hello(stream)];
+        for start in starts.into_iter().flatten() {
+            for server in [false, true] {
+                let mut off = start;
+                for _ in 0..64 {
+                    let Some(b) = stream.get(off..) else { break };
+                    same_as_reference(b, what);
+                    let step = if server {
+                        match server_hello(b) {
+                            Parse::Done(_, n) | Parse::Skip(n) => Some(n),
+                            _ => None,
+                        }
+                    } else {
+                        match client_hello(b) {
+                            Parse::Done(_, n) | Parse::Skip(n) => Some(n),
+                            _ => None,
+                        }
+                    };
+                    match step.or_else(|| other_record_len(b)) {
+                        Some(n) if n > 0 => off += n,
+                        _ => break,
+                    }
+                }
+            }
+        }
+    }
+
+    /// A value for a u16 list: GREASE, anything, or a common one.
+    fn list_value(rng: &mut Rng) -> u16 {
+        match rng.below(5) {
+            0 => 0x0a0a + 0x1010 * rng.below(16) as u16,
+            1 => rng.next() as u16,
+            _ => [
+                0x1301, 0x1302, 0x1303, 0xc02b, 0xc02f, 0x009c, 0x002f, 0x0035, 0x001d, 0x0017,
+                0x0304, 0x0303, 0x0403, 0x0804, 0x0000, 0x0010, 0x000a, 0xff01,
+            ][rng.below(18)],
+        }
+    }
+
+    /// Up to `max - 1` bytes, mostly letters.
+    fn random_bytes(rng: &mut Rng, max: usize) -> Vec<u8> {
+        let n = rng.below(max);
+        (0..n)
+            .map(|_| match rng.below(4) {
+                0 => rng.next() as u8,
+                _ => b'a' + rng.below(26) as u8,
+            })
+            .collect()
+    }
+
+    /// A ClientHello with random lists (GREASE, repeats, lists longer than the hash
+    /// writer's buffer), random and repeated extensions, odd SNI and ALPN bytes, sometimes
+    /// malformed extension contents; as one record, or cut over several.
+    fn random_hello(rng: &mut Rng) -> Vec<u8> {
+        let n_ciphers = [0, 1, 3, 20, 60, 200][rng.below(6)];
+        let ciphers: Vec<u16> = (0..n_ciphers).map(|_| list_value(rng)).collect();
+        let mut exts = Vec::new();
+        for _ in 0..rng.below(30) {
+            let list = |rng: &mut Rng, max: usize| -> Vec<u16> {
+                (0..rng.below(max)).map(|_| list_value(rng)).collect()
+            };
+            let e = match rng.below(12) {
+                0 => {
+                    let mut names = Vec::new();
+                    for _ in 0..1 + rng.below(3) {
+                        let name = random_bytes(rng, 20);
+                        names.push(if rng.below(5) == 0 { 1 } else { 0 });
+                        names.extend_from_slice(&(name.len() as u16).to_be_bytes());
+                        names.extend(name);
+                    }
+                    let mut d = (names.len() as u16).to_be_bytes().to_vec();
+                    d.extend(names);
+                    ext(0, &d)
+                }
+                1 => {
+                    let mut l = Vec::new();
+                    for _ in 0..rng.below(20) {
+                        let name = random_bytes(rng, 10);
+                        l.push(name.len() as u8);
+                        l.extend(name);
+                    }
+                    let mut d = (l.len() as u16).to_be_bytes().to_vec();
+                    d.extend(l);
+                    ext(16, &d)
+                }
+                2 => ext(10, &u16s(2, &list(rng, 30))),
+                3 => {
+                    let p = random_bytes(rng, 4);
+                    let mut d = vec![p.len() as u8];
+                    d.extend(p);
+                    ext(11, &d)
+                }
+                4 => ext(13, &u16s(2, &list(rng, 80))),
+                5 => ext(43, &u16s(1, &list(rng, 8))),
+                6 => ext(list_value(rng), &random_bytes(rng, 8)),
+                7 => ext(rng.next() as u16, &random_bytes(rng, 8)),
+                8 => ext(
+                    [0, 10, 11, 13, 16, 43, 51, 5][rng.below(8)],
+                    &random_bytes(rng, 6),
+                ),
+                9 => ext(51, &[0, 6, 0, 0x1d, 0, 2, 1, 2]),
+                10 => ext(21, &vec![0; rng.below(300)]),
+                _ => ext(0x0a0a + 0x1010 * rng.below(16) as u16, &[]),
+            };
+            exts.push(e);
+        }
+        let version = [0x0303, 0x0301, 0x0300, 0x0304, 0x0002, 0xfefd, 0x7f12][rng.below(7)];
+        let mut body = client_body(version, &ciphers, &exts);
+        if rng.below(10) == 0 {
+            // No extension block at all.
+            let cut = 2 + 32 + 1 + 2 + 2 * ciphers.len() + 2;
+            body.truncate(cut);
+        }
+        let msg = handshake(1, &body);
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at < msg.len() {
+            let n = if rng.below(3) == 0 {
+                1 + rng.below(300)
+            } else {
+                msg.len()
+            };
+            let end = (at + n).min(msg.len());
+            out.extend(record(22, &msg[at..end]));
+            at = end;
+        }
+        if rng.below(3) == 0 {
+            out.extend(record(20, &[1]));
+        }
+        out
+    }
+
+    /// A random change: bit flips, byte values that matter (lengths, types), truncation,
+    /// insertions, deletions, pieces of another input spliced in.
+    fn mutate(rng: &mut Rng, buf: &mut Vec<u8>, other: &[u8]) {
+        for _ in 0..1 + rng.below(4) {
+            if buf.is_empty() {
+                return;
+            }
+            let at = rng.below(buf.len());
+            match rng.below(8) {
+                0 => buf[at] ^= 1 << rng.below(8),
+                1 => buf[at] = rng.next() as u8,
+                2 => buf.truncate(at),
+                3 => buf[at] = [0, 1, 2, 0x16, 0x03, 0x0a, 0x7f, 0xff][rng.below(8)],
+                4 => buf.insert(at, rng.next() as u8),
+                5 => {
+                    buf.remove(at);
+                }
+                6 => {
+                    let v = list_value(rng).to_be_bytes();
+                    buf[at] = v[0];
+                    if let Some(b) = buf.get_mut(at + 1) {
+                        *b = v[1];
+                    }
+                }
+                _ if !other.is_empty() => {
+                    let from = rng.below(other.len());
+                    let len = rng.below(40).min(other.len() - from);
+                    let piece = other[from..from + len].to_vec();
+                    buf.splice(at..at, piece);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The decoder answers exactly what the previous implementation answered: on the TCP
+    /// streams of real captures (the repository's and the shared real-world ones), on
+    /// mutations of them, and on generated hellos.
+    #[test]
+    fn same_results_as_reference() {
+        let files = test_streams::capture_files("tls differential");
+        let mut seeds: Vec<Vec<u8>> = test_streams::tcp_streams(&files)
+            .into_iter()
+            .map(|s| {
+                let mut v = s.concat();
+                v.truncate(64 * 1024);
+                v
+            })
+            .filter(|s| find_client_hello(s).is_some() || looks_like_record(s))
+            .collect();
+        assert!(seeds.len() > 20, "too few TLS streams: {}", seeds.len());
+        eprintln!("tls differential: {} TLS streams", seeds.len());
+        seeds.extend([
+            unhex(CF_HELLO_HEX),
+            grease_hello(),
+            record(22, &handshake(2, &tls12_server_body())),
+            record(
+                22,
+                &handshake(2, &tls13_server_body(HRR_RANDOM, &[0, 0x17])),
+            ),
+        ]);
+        for (i, s) in seeds.iter().enumerate() {
+            same_walk(s, &format_args!("stream {i}"));
+        }
+        let mut rng = Rng(0x5eed_7157_dead_beef);
+        let mut buf = Vec::new();
+        for (i, seed) in seeds.iter().enumerate() {
+            // Mutate the hello at the start of the stream (or where it is found), not the
+            // encrypted records after it.
+            let start = find_client_hello(seed).unwrap_or(0);
+            let hello = &seed[start..seed.len().min(start + 4096)];
+            for j in 0..300 {
+                buf.clear();
+                buf.extend_from_slice(hello);
+                let other = &seeds[rng.below(seeds.len())];
+                mutate(&mut rng, &mut buf, other);
+                same_walk(&buf, &format_args!("mutant {j} of stream {i}"));
+            }
+        }
+        for i in 0..30_000 {
+            let mut h = random_hello(&mut rng);
+            same_walk(&h, &format_args!("generated hello {i}"));
+            let other = &seeds[rng.below(seeds.len())];
+            mutate(&mut rng, &mut h, other);
+            same_walk(&h, &format_args!("mutated generated hello {i}"));
         }
     }
 }
