@@ -108,15 +108,15 @@ impl Counters {
 /// each as two 64-bit words (low, high): 8-byte alignment keeps the key at 40 bytes (a `u128`
 /// field would align it to 16 and round it up to 48), and a flow table slot within two cache
 /// lines.
+///
+/// Ports, protocol, family and VLAN are packed into one word, `misc` (see [`Key::pack`]),
+/// written and read whole: a key is hashed and compared right after it is built, and reading
+/// back a word that was stored as several narrower fields stalls store-to-load forwarding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Key {
     a: [u64; 2],
     b: [u64; 2],
-    ap: u16,
-    bp: u16,
-    proto: u8,
-    v4: bool,
-    vlan: u16,
+    misc: u64,
 }
 
 /// Five words, one write each (a derived `Hash` writes every field and a length per array).
@@ -154,22 +154,14 @@ impl Key {
             let k = Key {
                 a: split(s),
                 b: split(d),
-                ap: sp,
-                bp: dp,
-                proto,
-                v4,
-                vlan,
+                misc: Key::pack(sp, dp, proto, v4, vlan),
             };
             (k, true)
         } else {
             let k = Key {
                 a: split(d),
                 b: split(s),
-                ap: dp,
-                bp: sp,
-                proto,
-                v4,
-                vlan,
+                misc: Key::pack(dp, sp, proto, v4, vlan),
             };
             (k, false)
         }
@@ -177,7 +169,7 @@ impl Key {
 
     fn addr(&self, bits: u128) -> IpAddr {
         let v6 = std::net::Ipv6Addr::from(bits);
-        match (self.v4, v6.to_ipv4_mapped()) {
+        match (self.v4(), v6.to_ipv4_mapped()) {
             (true, Some(v4)) => IpAddr::V4(v4),
             _ => IpAddr::V6(v6),
         }
@@ -187,27 +179,49 @@ impl Key {
         if dir == 0 {
             (
                 self.addr(join(self.a)),
-                self.ap,
+                self.ap(),
                 self.addr(join(self.b)),
-                self.bp,
+                self.bp(),
             )
         } else {
             (
                 self.addr(join(self.b)),
-                self.bp,
+                self.bp(),
                 self.addr(join(self.a)),
-                self.ap,
+                self.ap(),
             )
         }
     }
 
     /// Ports, protocol, address family and VLAN in one word.
+    /// The `misc` word: port a (bits 0-15), port b (16-31), protocol (32-39), IPv4 (40),
+    /// VLAN (48-63).
+    fn pack(ap: u16, bp: u16, proto: u8, v4: bool, vlan: u16) -> u64 {
+        u64::from(ap)
+            | u64::from(bp) << 16
+            | u64::from(proto) << 32
+            | u64::from(v4) << 40
+            | u64::from(vlan) << 48
+    }
+
     fn misc(&self) -> u64 {
-        u64::from(self.ap)
-            | u64::from(self.bp) << 16
-            | u64::from(self.proto) << 32
-            | u64::from(self.v4) << 40
-            | u64::from(self.vlan) << 48
+        self.misc
+    }
+
+    fn ap(&self) -> u16 {
+        self.misc as u16
+    }
+
+    fn bp(&self) -> u16 {
+        (self.misc >> 16) as u16
+    }
+
+    fn proto(&self) -> u8 {
+        (self.misc >> 32) as u8
+    }
+
+    fn v4(&self) -> bool {
+        (self.misc >> 40) & 1 == 1
     }
 }
 
@@ -311,7 +325,7 @@ impl MetaBase {
             src_port,
             dst,
             dst_port,
-            proto: self.key.proto,
+            proto: self.key.proto(),
             vlan: self.vlan,
             vlan_len: self.vlan_len,
             tunnel: self.tunnel,
@@ -588,7 +602,7 @@ impl Table {
     fn timeout(&self, key: &Key, closed: bool) -> u64 {
         if closed {
             self.limits.closed_timeout_us
-        } else if key.proto == 6 {
+        } else if key.proto() == 6 {
             self.limits.tcp_timeout_us
         } else {
             self.limits.udp_timeout_us
