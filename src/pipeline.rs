@@ -239,7 +239,10 @@ impl Worker {
     fn packet(&mut self, link_type: i32, ts: u64, recv: u64, data: &[u8], events: &mut Vec<Event>) {
         self.totals.packets += 1;
         self.totals.bytes += data.len() as u64;
-        let frame = match net::decode(link_type, data) {
+        // Used in place, by reference: moving the frame out of the result would copy it with
+        // wide loads right after `decode` wrote it field by field (a store-forwarding stall).
+        let decoded = net::decode(link_type, data);
+        let frame = match &decoded {
             Ok(f) => f,
             Err(net::Error::NotIp) => {
                 self.totals.not_ip += 1;
@@ -259,13 +262,13 @@ impl Worker {
         }
         if frame.frag.is_some() {
             self.defrag.expire(ts);
-            if let Some(datagram) = self.defrag.push(ts, &frame) {
-                let whole = net::decode_reassembled(&frame, &datagram);
+            if let Some(datagram) = self.defrag.push(ts, frame) {
+                let whole = net::decode_reassembled(frame, &datagram);
                 self.table.packet(ts, recv, &whole, &whole.l4, events);
             }
             return;
         }
-        self.table.packet(ts, recv, &frame, &frame.l4, events);
+        self.table.packet(ts, recv, frame, &frame.l4, events);
     }
 
     fn publish(&mut self) {
