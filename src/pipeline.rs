@@ -188,6 +188,23 @@ impl Pipeline {
     }
 }
 
+/// Packets ahead of the one being decoded whose first bytes are prefetched.
+const PREFETCH_AHEAD: usize = 4;
+
+/// A hint to bring the first cache line of `d` closer; no effect on the program's state.
+#[inline]
+fn prefetch(d: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: PREFETCHT0 never faults and has no architectural effect, whatever the address
+    // (here it points into a live slice besides); it only moves a cache line. The SSE feature
+    // the intrinsic is gated on is part of the x86_64 baseline.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(d.as_ptr().cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = d;
+}
+
 /// How often a worker copies its counters to the shared slots read by `stats`.
 const PUBLISH_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
@@ -210,9 +227,14 @@ impl Worker {
         let mut events: Vec<Event> = Vec::new();
         let mut published = Instant::now();
         while let Ok(mut batch) = self.rx.recv() {
+            let mut ahead = batch.iter().skip(PREFETCH_AHEAD);
             for (ts, recv, data) in batch.iter() {
+                if let Some((_, _, next)) = ahead.next() {
+                    prefetch(next);
+                }
                 self.packet(batch.link_type, ts, recv, data, &mut events);
             }
+            drop(ahead);
             // Emptied here, so that the read chunk it may refer to is free for reuse at once.
             batch.clear();
             let _ = self.recycle.try_send(batch);
