@@ -824,6 +824,9 @@ fn mpls(mut d: &[u8]) -> Result<Step<'_>, Error> {
 // ---------------------------------------------------------------------------------------------
 // IP (etherparse) and what follows it.
 
+// TODO(issue 7): `after_ip` stalls on store forwarding where it reads this back right after
+// `ip` wrote it (the `IpAddr` fields are written narrow, read wide); addresses held as whole
+// words would avoid it.
 #[derive(Clone, Copy)]
 struct IpInfo {
     src: IpAddr,
