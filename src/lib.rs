@@ -34,3 +34,5 @@ pub mod output;
 pub mod pipeline;
 pub mod service;
 pub mod store;
+#[cfg(test)]
+mod testutil;

@@ -6,24 +6,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use super::*;
 use crate::decode::net::{Tunnel, TunnelKind};
 
-/// Small deterministic PRNG (SplitMix64).
-struct Rng(u64);
+use crate::testutil::Rng;
 
+/// Generators for the writer's inputs, on the shared test PRNG.
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    /// Uniform in `0..n` (n > 0).
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn chance(&mut self, one_in: u64) -> bool {
-        self.below(one_in) == 0
-    }
     fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
         &v[self.below(v.len() as u64) as usize]
     }

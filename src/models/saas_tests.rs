@@ -604,24 +604,7 @@ fn nothing_unusual_during_learning() {
 
 // -- A quiet month -----------------------------------------------------------------------------
 
-/// splitmix64: a small deterministic generator.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
+use crate::testutil::Rng;
 
 fn user(i: usize) -> String {
     format!("u{i:02}@example.com")
@@ -671,7 +654,7 @@ fn ordinary_month(seed: u64) -> Vec<Record> {
                     both_logs(&mut v, &mut rng, morning + 7 * HOUR, &u, "203.0.113.5");
                 }
             }
-            if rng.chance(if weekday { 35 } else { 20 }) && !away {
+            if rng.percent(if weekday { 35 } else { 20 }) && !away {
                 let addr = format!("172.56.{}.{}", rng.below(250), rng.below(250));
                 let ts = d + rng.below(24 * 60) * MINUTE;
                 both_logs(&mut v, &mut rng, ts, &u, &addr);
@@ -681,7 +664,7 @@ fn ordinary_month(seed: u64) -> Vec<Record> {
                     let ts = d + 13 * HOUR + rng.below(9 * 3600) * SEC;
                     let id = format!("m-{day}-{i}-{k}");
                     for r in 0..(1 + rng.below(3)) {
-                        let (dir, to) = if rng.chance(50) {
+                        let (dir, to) = if rng.percent(50) {
                             (Direction::IntraOrg, user((i + 1 + r as usize) % 50))
                         } else {
                             (Direction::Outbound, format!("c{r}@customer.com"))
@@ -718,7 +701,7 @@ fn ordinary_month(seed: u64) -> Vec<Record> {
                         "Weekly news",
                     );
                     let row = url_row(ts + rng.below(120) * SEC, &id, &url, host);
-                    if rng.chance(50) {
+                    if rng.percent(50) {
                         v.push(row);
                         v.push(m);
                     } else {
@@ -726,7 +709,7 @@ fn ordinary_month(seed: u64) -> Vec<Record> {
                         v.push(row);
                     }
                 }
-                if rng.chance(5) {
+                if rng.percent(5) {
                     let ts = d + 15 * HOUR;
                     let id = format!("ndr-{day}-{i}");
                     v.push(message(
@@ -1607,7 +1590,7 @@ fn hostile_records_do_not_panic_or_grow() {
         };
         let kind = match rng.below(7) {
             0 => SaasKind::Login {
-                success: rng.chance(70),
+                success: rng.percent(70),
                 error_code: None,
                 country: Some(pick(&mut rng)),
                 city: None,
