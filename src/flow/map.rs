@@ -192,6 +192,18 @@ impl<K: Hash + Eq, V, S: BuildHasher> SlabMap<K, V, S> {
         }
     }
 
+    /// Like [`Self::get`], mutable.
+    pub(super) fn get_mut_at(&mut self, slot: u32, generation: u32) -> Option<(&K, &mut V)> {
+        match self.slots.get_mut(slot as usize) {
+            Some(Slot {
+                live: Some((k, v)),
+                generation: g,
+                ..
+            }) if *g == generation => Some((&*k, v)),
+            _ => None,
+        }
+    }
+
     pub(super) fn get_mut(&mut self, slot: u32) -> Option<&mut V> {
         match self.slots.get_mut(slot as usize) {
             Some(Slot {

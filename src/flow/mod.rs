@@ -346,9 +346,10 @@ pub struct Table {
     scratch_dns: Vec<dns::Message>,
     /// Receive time of the packet being handled (or of the final flush).
     now_recv: u64,
-    /// (deadline, flow) of events waiting for a reply, oldest first: a reply that does not
-    /// come within [`PENDING_WAIT_US`] of packet time no longer holds the event back.
-    pending_due: VecDeque<(u64, Key)>,
+    /// (deadline, slot, generation) of flows with events waiting for a reply, oldest first: a
+    /// reply that does not come within [`PENDING_WAIT_US`] of packet time no longer holds the
+    /// event back. Handles, not keys: releasing needs no hash lookup.
+    pending_due: VecDeque<(u64, u32, u32)>,
 }
 
 impl Table {
@@ -557,7 +558,7 @@ impl Table {
                     flush_pending(tf, &base, self.now_recv, out);
                 }
                 if !waited_before && waiting(tf) {
-                    self.pending_added(ts_us, key);
+                    self.pending_added(ts_us, slot);
                 }
             }
             L4::Other(_) => {}
@@ -568,7 +569,7 @@ impl Table {
     fn release_pending(&mut self, now_us: u64, out: &mut Vec<Event>) {
         // Each pass pops one entry: bounded by the queue length.
         for _ in 0..self.pending_due.len() {
-            let Some(&(due, key)) = self.pending_due.front() else {
+            let Some(&(due, slot, generation)) = self.pending_due.front() else {
                 break;
             };
             if due > now_us {
@@ -576,12 +577,8 @@ impl Table {
             }
             self.pending_due.pop_front();
             let recv = self.now_recv;
-            let h = self.flows.hash(&key);
-            let Some(flow) = self
-                .flows
-                .find(h, &key)
-                .and_then(|slot| self.flows.get_mut(slot))
-            else {
+            // A flow that ended meanwhile has had its pending events flushed.
+            let Some((&key, flow)) = self.flows.get_mut_at(slot, generation) else {
                 continue;
             };
             let base = MetaBase::of(key, flow);
@@ -591,11 +588,12 @@ impl Table {
         }
     }
 
-    /// Remembers that `key` holds an event waiting for a reply since `ts_us`.
-    fn pending_added(&mut self, ts_us: u64, key: Key) {
+    /// Remembers that the flow in `slot` holds an event waiting for a reply since `ts_us`.
+    fn pending_added(&mut self, ts_us: u64, slot: u32) {
         if self.pending_due.len() < MAX_PENDING_DUE {
+            let generation = self.flows.generation(slot);
             self.pending_due
-                .push_back((ts_us.saturating_add(PENDING_WAIT_US), key));
+                .push_back((ts_us.saturating_add(PENDING_WAIT_US), slot, generation));
         }
     }
 
@@ -1246,6 +1244,39 @@ mod tests {
         assert!(h.response.is_none());
         assert_eq!(out[0].meta.ts_us, S);
         assert_eq!(out[0].meta.dst_port, 80);
+    }
+
+    #[test]
+    fn an_unanswered_request_is_written_once_its_wait_is_over_in_packet_time() {
+        let mut t = Table::new(Limits::default());
+        let mut out = Vec::new();
+        let request = |seq: u32| {
+            L4::Tcp(Tcp {
+                src_port: 40000,
+                dst_port: 80,
+                seq,
+                ack: 1,
+                flags: 0x18,
+                window: 1024,
+                payload: b"GET /x HTTP/1.1\r\nHost: example.com\r\n\r\n",
+            })
+        };
+        let l4 = request(1);
+        t.packet(S, 0, &frame(6, l4), &l4, &mut out);
+        // Other traffic within the wait: the request still waits for its response.
+        udp(&mut t, 1000, S + PENDING_WAIT_US - 1, &mut out);
+        assert!(out.is_empty());
+        // At the end of the wait, any packet of the worker releases it, and only once.
+        udp(&mut t, 1000, S + PENDING_WAIT_US, &mut out);
+        assert_eq!(out.len(), 1);
+        let Kind::Http(h) = &out[0].kind else {
+            panic!("not an HTTP event");
+        };
+        assert!(h.response.is_none());
+        assert_eq!((out[0].meta.ts_us, out[0].meta.dst_port), (S, 80));
+        udp(&mut t, 1000, 10 * S, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(t.len(), 2, "the TCP flow itself lives on");
     }
 
     #[test]
