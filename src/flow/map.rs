@@ -4,9 +4,10 @@
 //! Why not a general hash map: with the key and the flow stored in the buckets, a table kept at
 //! most half full (so that evictions never trigger a resize) is several times the size of the
 //! last-level cache, and every lookup misses twice (control bytes, then the bucket); a new flow
-//! on a full table paid four lookups. Here the index is 8 bytes a bucket (a 32-bit hash and a
-//! slot number), so it stays small enough to be mostly cached, and a lookup touches the slab
-//! entry about once (the full 32-bit hash is compared before the key). Entries never move in
+//! on a full table paid four lookups. Here the index is 4 bytes a bucket (a slot number, and the
+//! top bits of the hash in the bits the slot number leaves free), so it stays small enough to be
+//! mostly cached (1 MB for a worker's default 131,072 flows), and a lookup touches the slab
+//! entry about once (the hash's top bits are compared before the key). Entries never move in
 //! the slab, so the eviction queue holds (slot, generation) handles and reaches its flow with
 //! no lookup at all. Deletion shifts the following entries of the probe run back (no
 //! tombstones), so the index never needs rehashing. No crate offers this combination (a
@@ -23,7 +24,7 @@ use std::hash::{BuildHasher, Hash};
 #[repr(align(64))]
 struct Slot<K, V> {
     live: Option<(K, V)>,
-    /// High 32 bits of the key's hash (also held in the index entry).
+    /// High 32 bits of the key's hash: its home bucket, and (top bits) the index entry's tag.
     tag: u32,
     /// Incremented each time the slot is vacated: a handle `(slot, generation)` taken before
     /// names a flow that no longer exists.
@@ -35,11 +36,12 @@ pub(super) struct SlabMap<K, V, S = foldhash::fast::RandomState> {
     slots: Vec<Slot<K, V>>,
     /// Vacant slot numbers (below `slots.len()`).
     free: Vec<u32>,
-    /// Power-of-two length, at least twice `cap`: `(tag << 32) | (slot + 1)`, 0 when empty.
-    ///
-    /// TODO(issue 7): the first load of this index is a third of a worker's flow-table time
-    /// (2 MB with one worker, against a 1 MB L2); 4-byte entries (fewer tag bits) would halve it.
-    index: Vec<u64>,
+    /// Power-of-two length, at least twice `cap`: `(tag & !slot_mask) | (slot + 1)`, 0 when empty.
+    /// The first load of this index is the flow table's most frequent cache miss, hence entries
+    /// of 4 bytes rather than a full hash and slot number.
+    index: Vec<u32>,
+    /// Low bits of an entry, wide enough for `cap` (the largest `slot + 1`).
+    slot_mask: u32,
     mask: usize,
     cap: usize,
     len: usize,
@@ -48,19 +50,6 @@ pub(super) struct SlabMap<K, V, S = foldhash::fast::RandomState> {
 
 /// Largest capacity (slot numbers and the index size must fit their fields with room to spare).
 const MAX_CAP: usize = 1 << 30;
-
-fn pack(tag: u32, slot: u32) -> u64 {
-    u64::from(tag) << 32 | u64::from(slot + 1)
-}
-
-fn tag_of(entry: u64) -> u32 {
-    (entry >> 32) as u32
-}
-
-/// Slot number of a non-empty index entry.
-fn slot_of(entry: u64) -> usize {
-    (entry as u32).wrapping_sub(1) as usize
-}
 
 impl<K: Hash + Eq, V> SlabMap<K, V> {
     /// A map holding at most `cap` entries (at least 1), hashed with a random per-process seed.
@@ -73,12 +62,15 @@ impl<K: Hash + Eq, V, S: BuildHasher> SlabMap<K, V, S> {
     pub(super) fn with_hasher(cap: usize, hasher: S) -> Self {
         let cap = cap.clamp(1, MAX_CAP);
         let n = (2 * cap).next_power_of_two();
+        // At most 31 bits (cap <= 2^30), so at least the top bit of the hash is in the entry.
+        let slot_bits = u32::BITS - (cap as u32).leading_zeros();
         SlabMap {
             // Reserved, not touched: the slab fills as flows arrive.
             slots: Vec::with_capacity(cap.min(1 << 22)),
             free: Vec::new(),
             index: vec![0; n],
             mask: n - 1,
+            slot_mask: (1u32 << slot_bits) - 1,
             cap,
             len: 0,
             hasher,
@@ -101,6 +93,21 @@ impl<K: Hash + Eq, V, S: BuildHasher> SlabMap<K, V, S> {
         tag as usize & self.mask
     }
 
+    fn pack(&self, tag: u32, slot: u32) -> u32 {
+        tag & !self.slot_mask | (slot + 1)
+    }
+
+    /// Slot number of a non-empty index entry.
+    fn slot_of(&self, entry: u32) -> usize {
+        (entry & self.slot_mask).wrapping_sub(1) as usize
+    }
+
+    /// Whether a non-empty entry may be the one of a key whose tag is `tag` (the bits it holds
+    /// agree).
+    fn tag_matches(&self, entry: u32, tag: u32) -> bool {
+        (entry ^ tag) & !self.slot_mask == 0
+    }
+
     /// The slot holding `k` (`h` = [`Self::hash`] of `k`).
     pub(super) fn find(&self, h: u64, k: &K) -> Option<u32> {
         let tag = (h >> 32) as u32;
@@ -110,14 +117,14 @@ impl<K: Hash + Eq, V, S: BuildHasher> SlabMap<K, V, S> {
             if e == 0 {
                 return None;
             }
-            if tag_of(e) == tag
+            if self.tag_matches(e, tag)
                 && let Some(Slot {
                     live: Some((key, _)),
                     ..
-                }) = self.slots.get(slot_of(e))
+                }) = self.slots.get(self.slot_of(e))
                 && key == k
             {
-                return Some(slot_of(e) as u32);
+                return Some(self.slot_of(e) as u32);
             }
             i = (i + 1) & self.mask;
         }
@@ -168,8 +175,9 @@ impl<K: Hash + Eq, V, S: BuildHasher> SlabMap<K, V, S> {
         };
         entry.live = Some((k, v));
         entry.tag = tag;
+        let entry = self.pack(tag, slot);
         if let Some(b) = self.index.get_mut(pos) {
-            *b = pack(tag, slot);
+            *b = entry;
         }
         self.len += 1;
         Ok(slot)
@@ -221,14 +229,15 @@ impl<K: Hash + Eq, V, S: BuildHasher> SlabMap<K, V, S> {
         let tag = s.tag;
         self.free.push(slot);
         self.len -= 1;
-        self.unindex(pack(tag, slot));
+        self.unindex(tag, self.pack(tag, slot));
         Some(kv)
     }
 
-    /// Deletes index entry `entry` by shifting the rest of its probe run back.
-    fn unindex(&mut self, entry: u64) {
+    /// Deletes index entry `entry` (of a key whose tag is `tag`) by shifting the rest of its
+    /// probe run back.
+    fn unindex(&mut self, tag: u32, entry: u32) {
         let n = self.index.len();
-        let mut i = self.home(tag_of(entry));
+        let mut i = self.home(tag);
         let mut found = None;
         for _ in 0..n {
             match self.index.get(i) {
@@ -250,8 +259,12 @@ impl<K: Hash + Eq, V, S: BuildHasher> SlabMap<K, V, S> {
             if e == 0 {
                 break;
             }
-            // `e` may fill the hole if the hole lies on its probe path (home ..= j).
-            let home = self.home(tag_of(e));
+            // `e` may fill the hole if the hole lies on its probe path (home ..= j). The entry
+            // holds too few bits of the hash for its home: the slot has them.
+            let Some(slot) = self.slots.get(self.slot_of(e)) else {
+                break;
+            };
+            let home = self.home(slot.tag);
             if j.wrapping_sub(home) & self.mask >= j.wrapping_sub(hole) & self.mask {
                 if let Some(b) = self.index.get_mut(hole) {
                     *b = e;
@@ -315,14 +328,14 @@ mod tests {
                 if e == 0 {
                     continue;
                 }
-                let s = slot_of(e);
+                let s = self.slot_of(e);
                 assert!(!seen[s], "slot {s} indexed twice");
                 seen[s] = true;
                 let slot = &self.slots[s];
                 let (k, _) = slot.live.as_ref().expect("indexed slot is live");
-                assert_eq!(slot.tag, tag_of(e));
-                assert_eq!((self.hash(k) >> 32) as u32, tag_of(e));
-                let mut p = self.home(tag_of(e));
+                assert_eq!(slot.tag, (self.hash(k) >> 32) as u32);
+                assert_eq!(e, self.pack(slot.tag, s as u32));
+                let mut p = self.home(slot.tag);
                 while p != i {
                     assert_ne!(self.index[p], 0, "hole on the probe path of {k:?}");
                     p = (p + 1) & self.mask;
@@ -460,7 +473,7 @@ mod tests {
         let at = |m: &SlabMap<u64, u64, Ident>| -> Vec<Option<u64>> {
             m.index
                 .iter()
-                .map(|&e| (e != 0).then(|| m.slots[slot_of(e)].live.unwrap().0))
+                .map(|&e| (e != 0).then(|| m.slots[m.slot_of(e)].live.unwrap().0))
                 .collect()
         };
         assert_eq!(
@@ -529,9 +542,9 @@ mod tests {
         m.insert(m.hash(&c), c, 0).expect("room");
         m.remove(sa);
         m.check();
-        assert_eq!(slot_of(m.index[3]), 1);
+        assert_eq!(m.slot_of(m.index[3]), 1);
         assert_eq!(m.index[4], 0);
-        assert_eq!(slot_of(m.index[5]), 2);
+        assert_eq!(m.slot_of(m.index[5]), 2);
     }
 
     #[test]
