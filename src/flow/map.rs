@@ -4,9 +4,10 @@
 //! Why not a general hash map: with the key and the flow stored in the buckets, a table kept at
 //! most half full (so that evictions never trigger a resize) is several times the size of the
 //! last-level cache, and every lookup misses twice (control bytes, then the bucket); a new flow
-//! on a full table paid four lookups. Here the index is 4 bytes a bucket (a slot number, and the
-//! top bits of the hash in the bits the slot number leaves free), so it stays small enough to be
-//! mostly cached (1 MB for a worker's default 131,072 flows), and a lookup touches the slab
+//! on a full table paid four lookups. Here the index is 4 bytes a bucket (a slot number, the
+//! entry's distance from its home bucket, and the top bits of the hash in the bits left), so it
+//! stays small enough to be mostly cached (1 MB for a worker's default 131,072 flows), and a
+//! lookup touches the slab
 //! entry about once (the hash's top bits are compared before the key). Entries never move in
 //! the slab, so the eviction queue holds (slot, generation) handles and reaches its flow with
 //! no lookup at all. Deletion shifts the following entries of the probe run back (no
@@ -36,20 +37,29 @@ pub(super) struct SlabMap<K, V, S = foldhash::fast::RandomState> {
     slots: Vec<Slot<K, V>>,
     /// Vacant slot numbers (below `slots.len()`).
     free: Vec<u32>,
-    /// Power-of-two length, at least twice `cap`: `(tag & !slot_mask) | (slot + 1)`, 0 when empty.
-    /// The first load of this index is the flow table's most frequent cache miss, hence entries
-    /// of 4 bytes rather than a full hash and slot number.
+    /// Power-of-two length, at least twice `cap`; 0 when empty, else from the low bits up:
+    /// `slot + 1` in `slot_bits` bits, the distance from the home bucket in [`DISP_BITS`] bits
+    /// (saturated at [`DISP_FAR`]), and the top bits of the 32-bit tag in the rest (see
+    /// [`Self::pack`]). The first load of this index is the flow table's most frequent cache
+    /// miss, hence entries of 4 bytes; the distance lets a deletion shift entries back without
+    /// reading their slots for their home.
     index: Vec<u32>,
-    /// Low bits of an entry, wide enough for `cap` (the largest `slot + 1`).
-    slot_mask: u32,
+    /// Bits of an entry holding `slot + 1`, wide enough for `cap`.
+    slot_bits: u32,
     mask: usize,
     cap: usize,
     len: usize,
     hasher: S,
 }
 
-/// Largest capacity (slot numbers and the index size must fit their fields with room to spare).
-const MAX_CAP: usize = 1 << 30;
+/// Largest capacity: `slot + 1` and the distance must leave at least one tag bit in an entry.
+const MAX_CAP: usize = (1 << (31 - DISP_BITS)) - 1;
+
+/// Bits of an index entry holding its distance from its home bucket.
+const DISP_BITS: u32 = 4;
+
+/// A distance of this much or more is stored as this; the home is then read from the slot.
+const DISP_FAR: u32 = (1 << DISP_BITS) - 1;
 
 impl<K: Hash + Eq, V> SlabMap<K, V> {
     /// A map holding at most `cap` entries (at least 1), hashed with a random per-process seed.
@@ -62,7 +72,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> SlabMap<K, V, S> {
     pub(super) fn with_hasher(cap: usize, hasher: S) -> Self {
         let cap = cap.clamp(1, MAX_CAP);
         let n = (2 * cap).next_power_of_two();
-        // At most 31 bits (cap <= 2^30), so at least the top bit of the hash is in the entry.
+        // At most 31 - DISP_BITS bits (cap <= MAX_CAP): the entry keeps a tag bit at least.
         let slot_bits = u32::BITS - (cap as u32).leading_zeros();
         SlabMap {
             // Reserved, not touched: the slab fills as flows arrive.
@@ -70,7 +80,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> SlabMap<K, V, S> {
             free: Vec::new(),
             index: vec![0; n],
             mask: n - 1,
-            slot_mask: (1u32 << slot_bits) - 1,
+            slot_bits,
             cap,
             len: 0,
             hasher,
@@ -93,19 +103,31 @@ impl<K: Hash + Eq, V, S: BuildHasher> SlabMap<K, V, S> {
         tag as usize & self.mask
     }
 
-    fn pack(&self, tag: u32, slot: u32) -> u32 {
-        tag & !self.slot_mask | (slot + 1)
+    /// Bits of an entry below the tag (slot and distance).
+    fn low_mask(&self) -> u32 {
+        (1u32 << (self.slot_bits + DISP_BITS)) - 1
+    }
+
+    /// The index entry of `slot`, whose key has tag `tag`, placed `disp` buckets after its home.
+    fn pack(&self, tag: u32, disp: usize, slot: u32) -> u32 {
+        let disp = (disp as u32).min(DISP_FAR);
+        tag & !self.low_mask() | disp << self.slot_bits | (slot + 1)
     }
 
     /// Slot number of a non-empty index entry.
     fn slot_of(&self, entry: u32) -> usize {
-        (entry & self.slot_mask).wrapping_sub(1) as usize
+        (entry & ((1 << self.slot_bits) - 1)).wrapping_sub(1) as usize
+    }
+
+    /// Distance of a non-empty entry from its home bucket, saturated at [`DISP_FAR`].
+    fn disp_of(&self, entry: u32) -> u32 {
+        (entry >> self.slot_bits) & DISP_FAR
     }
 
     /// Whether a non-empty entry may be the one of a key whose tag is `tag` (the bits it holds
     /// agree).
     fn tag_matches(&self, entry: u32, tag: u32) -> bool {
-        (entry ^ tag) & !self.slot_mask == 0
+        (entry ^ tag) & !self.low_mask() == 0
     }
 
     /// The slot holding `k` (`h` = [`Self::hash`] of `k`).
@@ -175,7 +197,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> SlabMap<K, V, S> {
         };
         entry.live = Some((k, v));
         entry.tag = tag;
-        let entry = self.pack(tag, slot);
+        let entry = self.pack(tag, pos.wrapping_sub(self.home(tag)) & self.mask, slot);
         if let Some(b) = self.index.get_mut(pos) {
             *b = entry;
         }
@@ -229,19 +251,19 @@ impl<K: Hash + Eq, V, S: BuildHasher> SlabMap<K, V, S> {
         let tag = s.tag;
         self.free.push(slot);
         self.len -= 1;
-        self.unindex(tag, self.pack(tag, slot));
+        self.unindex(tag, slot);
         Some(kv)
     }
 
-    /// Deletes index entry `entry` (of a key whose tag is `tag`) by shifting the rest of its
+    /// Deletes the index entry of `slot` (whose key has tag `tag`) by shifting the rest of its
     /// probe run back.
-    fn unindex(&mut self, tag: u32, entry: u32) {
+    fn unindex(&mut self, tag: u32, slot: u32) {
         let n = self.index.len();
         let mut i = self.home(tag);
         let mut found = None;
         for _ in 0..n {
             match self.index.get(i) {
-                Some(&e) if e == entry => {
+                Some(&e) if e != 0 && self.slot_of(e) == slot as usize => {
                     found = Some(i);
                     break;
                 }
@@ -259,15 +281,23 @@ impl<K: Hash + Eq, V, S: BuildHasher> SlabMap<K, V, S> {
             if e == 0 {
                 break;
             }
-            // `e` may fill the hole if the hole lies on its probe path (home ..= j). The entry
-            // holds too few bits of the hash for its home: the slot has them.
-            let Some(slot) = self.slots.get(self.slot_of(e)) else {
-                break;
+            // `e` may fill the hole if the hole lies on its probe path (home ..= j). Its home is
+            // `j` less its distance, or, for a far entry, in its slot.
+            let disp = self.disp_of(e);
+            let home = if disp < DISP_FAR {
+                j.wrapping_sub(disp as usize) & self.mask
+            } else {
+                match self.slots.get(self.slot_of(e)) {
+                    Some(s) => self.home(s.tag),
+                    None => break,
+                }
             };
-            let home = self.home(slot.tag);
             if j.wrapping_sub(home) & self.mask >= j.wrapping_sub(hole) & self.mask {
+                let moved = e & !(DISP_FAR << self.slot_bits)
+                    | ((hole.wrapping_sub(home) & self.mask) as u32).min(DISP_FAR)
+                        << self.slot_bits;
                 if let Some(b) = self.index.get_mut(hole) {
-                    *b = e;
+                    *b = moved;
                 }
                 hole = j;
             }
@@ -334,7 +364,8 @@ mod tests {
                 let slot = &self.slots[s];
                 let (k, _) = slot.live.as_ref().expect("indexed slot is live");
                 assert_eq!(slot.tag, (self.hash(k) >> 32) as u32);
-                assert_eq!(e, self.pack(slot.tag, s as u32));
+                let disp = i.wrapping_sub(self.home(slot.tag)) & self.mask;
+                assert_eq!(e, self.pack(slot.tag, disp, s as u32));
                 let mut p = self.home(slot.tag);
                 while p != i {
                     assert_ne!(self.index[p], 0, "hole on the probe path of {k:?}");
@@ -458,6 +489,33 @@ mod tests {
             (r.below(4) << 24 | home) << 32 | r.below(10)
         };
         against_model(&mut m, 300_000, 4, key, 10_000);
+    }
+
+    #[test]
+    fn entries_far_from_their_home_shift_back_correctly() {
+        // 40 keys with one home near the end of a 128-bucket index: the run wraps around and
+        // most entries are further than DISP_FAR from home (their home is read from the slot).
+        let mut m = SlabMap::with_hasher(64, Ident);
+        let keys: Vec<u64> = (0..40u64).map(|i| (0x300 | 120) << 32 | i).collect();
+        let mut slots: Vec<u32> = keys
+            .iter()
+            .map(|&k| m.insert(m.hash(&k), k, k).expect("room"))
+            .collect();
+        m.check();
+        assert!(
+            m.index
+                .iter()
+                .filter(|&&e| e != 0 && m.disp_of(e) == DISP_FAR)
+                .count()
+                > 20
+        );
+        let mut rng = Rng(5);
+        while !slots.is_empty() {
+            let s = slots.swap_remove(rng.below(slots.len() as u64) as usize);
+            m.remove(s).expect("live");
+            m.check();
+        }
+        assert!(m.index.iter().all(|&e| e == 0));
     }
 
     #[test]
