@@ -539,11 +539,15 @@ pub fn decode(link_type: i32, data: &[u8]) -> Result<Frame<'_>, Error> {
         let mut st = State::new();
         return match ip(&mut st, rest) {
             Ok(Flow::Done(p)) => Ok(st.frame(p)),
-            Ok(Flow::Next(step)) => run(st, step),
+            Ok(Flow::Next(step)) => {
+                let (kind, t, d) = step.split();
+                run(&mut st, kind, t, d)
+            }
             Err(e) => Err(e),
         };
     }
-    run(State::new(), link(link_type, data)?)
+    let (kind, t, d) = link(link_type, data)?.split();
+    run(&mut State::new(), kind, t, d)
 }
 
 /// Continue decoding a reassembled IP payload of `outer` (a frame with `frag` set), unwrapping
@@ -577,7 +581,10 @@ pub fn decode_reassembled<'a>(outer: &Frame<'_>, payload: &'a [u8]) -> Frame<'a>
     };
     match flow {
         Ok(Flow::Done(p)) => st.frame(p),
-        Ok(Flow::Next(step)) => run(st, step).unwrap_or(base),
+        Ok(Flow::Next(step)) => {
+            let (kind, t, d) = step.split();
+            run(&mut st, kind, t, d).unwrap_or(base)
+        }
         Err(e) => Frame {
             inner_error: Some(e),
             ..base
@@ -585,20 +592,26 @@ pub fn decode_reassembled<'a>(outer: &Frame<'_>, payload: &'a [u8]) -> Frame<'a>
     }
 }
 
-fn run<'a>(mut st: State<'a>, first: Step<'a>) -> Result<Frame<'a>, Error> {
-    // The step is carried as plain scalars (kind, ethertype, bytes) and each arm yields the
-    // small `Result<Step>` rather than the frame-sized `Result<Flow>`: the next step then stays
-    // in registers between layers instead of making a round trip through the stack.
-    let (mut kind, mut t, mut d) = first.split();
+fn run<'a>(
+    st: &mut State<'a>,
+    mut kind: StepKind,
+    mut t: u16,
+    mut d: &'a [u8],
+) -> Result<Frame<'a>, Error> {
+    // The step is carried as plain scalars (kind, ethertype, bytes), passed in registers rather
+    // than as a `Step` in memory (its fields written narrow and read back wide would stall
+    // store forwarding), and each arm yields the small `Result<Step>` rather than the
+    // frame-sized `Result<Flow>`: the next step stays in registers between layers. The state
+    // is borrowed, not moved: it is 192 bytes.
     for _ in 0..MAX_LAYERS {
         let next = match kind {
-            StepKind::Ip => match ip(&mut st, d) {
+            StepKind::Ip => match ip(st, d) {
                 Ok(Flow::Next(s)) => Ok(s),
                 Ok(Flow::Done(p)) => return Ok(st.frame(p)),
                 Err(e) => Err(e),
             },
             StepKind::Ether => ether(d),
-            StepKind::EtherType => ethertype(&mut st, t, d),
+            StepKind::EtherType => ethertype(st, t, d),
             StepKind::Llc => llc(d),
             StepKind::Wifi => wifi(d),
             StepKind::Mpls => mpls(d),
