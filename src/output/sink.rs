@@ -248,17 +248,15 @@ fn syslog_message(host: &str, line: &[u8], truncated: &mut u64) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    fn tmp(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("cw-sink-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
+    /// A fresh directory, removed when the test ends.
+    fn tmp(name: &str) -> crate::testutil::TempDir {
+        crate::testutil::TempDir::new(&format!("sink-{name}"))
     }
 
     #[test]
     fn file_reopens_after_logrotate_moves_it() {
         let d = tmp("reopen");
-        let path = d.join("eve.json");
+        let path = d.path().join("eve.json");
         let flag = Arc::new(AtomicBool::new(false));
         let mut s = Sink::open(
             Target::File {
@@ -271,13 +269,13 @@ mod tests {
         .unwrap();
         s.line(b"{\"a\":1}\n");
         s.flush();
-        std::fs::rename(&path, d.join("eve.json.old")).unwrap();
+        std::fs::rename(&path, d.path().join("eve.json.old")).unwrap();
         flag.store(true, Ordering::Relaxed);
         s.line(b"{\"b\":2}\n");
         s.flush();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"b\":2}\n");
         assert_eq!(
-            std::fs::read_to_string(d.join("eve.json.old")).unwrap(),
+            std::fs::read_to_string(d.path().join("eve.json.old")).unwrap(),
             "{\"a\":1}\n"
         );
         assert_eq!(s.counters.reopens, 1);
@@ -286,7 +284,7 @@ mod tests {
     #[test]
     fn file_rotates_by_size() {
         let d = tmp("rotate");
-        let path = d.join("eve.json");
+        let path = d.path().join("eve.json");
         let mut s = Sink::open(
             Target::File {
                 path: path.clone(),
@@ -301,14 +299,18 @@ mod tests {
         }
         s.flush();
         assert!(s.counters.rotations >= 2);
-        assert!(path.exists() && d.join("eve.json.1").exists() && d.join("eve.json.2").exists());
-        assert!(!d.join("eve.json.3").exists());
+        assert!(
+            path.exists()
+                && d.path().join("eve.json.1").exists()
+                && d.path().join("eve.json.2").exists()
+        );
+        assert!(!d.path().join("eve.json.3").exists());
     }
 
     #[test]
     fn unwritable_target_is_counted_and_retried() {
         let d = tmp("gone");
-        let path = d.join("sub").join("eve.json");
+        let path = d.path().join("sub").join("eve.json");
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         let mut s = Sink::open(
             Target::File {
@@ -335,7 +337,7 @@ mod tests {
     #[test]
     fn syslog_messages_are_rfc5424() {
         let d = tmp("syslog");
-        let sock = d.join("log");
+        let sock = d.path().join("log");
         let server = UnixDatagram::bind(&sock).unwrap();
         let mut s = Sink::open(
             Target::Syslog { socket: sock },
