@@ -434,36 +434,37 @@ fn write_dns(d: &dns::Message, out: &mut Vec<u8>) {
         }
         out.push(b'"');
     }
-    if let Some((first, rest)) = d.queries.split_first() {
+    let queries = d.queries();
+    if queries.len() > 0 {
         out.extend_from_slice(b",\"queries\":[");
-        for (i, q) in std::iter::once(first).chain(rest).enumerate() {
+        for (i, q) in queries.enumerate() {
             if i > 0 {
                 out.push(b',');
             }
-            push_rr_head(out, &q.rrname, q.rrtype);
+            push_rr_head(out, q.rrname, q.rrtype);
             out.push(b'}');
         }
         out.push(b']');
     }
-    write_records(out, b",\"answers\":[", &d.answers);
-    write_records(out, b",\"authorities\":[", &d.authorities);
+    write_records(out, b",\"answers\":[", d.answers());
+    write_records(out, b",\"authorities\":[", d.authorities());
     out.push(b'}');
 }
 
 /// A non-empty record section: `key` is `,"name":[`.
-fn write_records(out: &mut Vec<u8>, key: &[u8], rrs: &[dns::Answer]) {
-    if rrs.is_empty() {
+fn write_records(out: &mut Vec<u8>, key: &[u8], rrs: dns::Answers<'_>) {
+    if rrs.len() == 0 {
         return;
     }
     out.extend_from_slice(key);
-    for (i, a) in rrs.iter().enumerate() {
+    for (i, a) in rrs.enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        push_rr_head(out, &a.rrname, a.rrtype);
+        push_rr_head(out, a.rrname, a.rrtype);
         out.extend_from_slice(b",\"ttl\":");
         push_int(out, a.ttl);
-        if let Some(r) = &a.rdata {
+        if let Some(r) = a.rdata {
             out.extend_from_slice(b",\"rdata\":");
             push_json_str(out, r);
         }

@@ -51,12 +51,15 @@
 //!   renders at most 255 wire bytes (a cached suffix is copied, never re-walked); every
 //!   other loop consumes at least one byte of the message per step or is bounded by a
 //!   header count (`u16`), so work is linear in the message size.
-//! * Allocation only for the owned output: the `Vec`s of [`Message`] and one `String` per
-//!   name / rdata. Every name is rendered once, straight into a per-thread text buffer
-//!   that is reused from message to message (at most 16 KiB kept between messages),
-//!   and a compression pointer to a label already rendered in the same message is
-//!   served from a small direct-mapped cache (label offset -> rendered suffix) by a copy
-//!   instead of a second walk. The cache forgets every message before the next one
+//! * Allocation only for the owned output, and at most two allocations for it whatever
+//!   the record count: the text of all names and rdata, and the records that point into
+//!   it (see [`Sections`]). Both are built in per-thread buffers reused from message to
+//!   message (at most 16 KiB of text and the capped records kept between messages) and
+//!   copied out at their final size. Every name is rendered once, straight into the
+//!   text buffer, and a compression pointer to a label already rendered in the same
+//!   message is served from a small direct-mapped cache (label offset -> rendered
+//!   suffix): a whole cached name is shared, a suffix after new labels is copied,
+//!   neither is walked again. The cache forgets every message before the next one
 //!   starts: results depend on the message alone. [`looks_like_dns`] allocates nothing.
 //! * Robustness: an undecodable owner name or rdata drops or blanks that one record and
 //!   sets [`Message::malformed`]; everything decodable before and after is kept. Parsing
@@ -65,6 +68,11 @@
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::ops::Range;
+
+mod sections;
+
+pub use sections::{Answer, Answers, Queries, Query, Sections};
+use sections::{Record, Span};
 
 /// Size of the fixed DNS header.
 pub const HEADER_LEN: usize = 12;
@@ -114,12 +122,9 @@ pub struct Message {
     /// Response code: the 4-bit header rcode, with the upper 8 bits from the first OPT
     /// record's extended rcode merged in when an OPT record is present (RFC 6891).
     pub rcode: u16,
-    /// Question section (the first [`MAX_QUESTIONS`] decodable questions).
-    pub queries: Vec<Query>,
-    /// Answer section (the first [`MAX_RECORDS`] records with a decodable owner name).
-    pub answers: Vec<Answer>,
-    /// Authority section, same rules as `answers`.
-    pub authorities: Vec<Answer>,
+    /// The Question, Answer and Authority sections; read them through
+    /// [`Message::queries`], [`Message::answers`] and [`Message::authorities`].
+    pub sections: Sections,
     /// An OPT (EDNS) record was found in the Additional section.
     pub edns: bool,
     /// Something was skipped or cut short; what could be decoded is still here.
@@ -127,31 +132,6 @@ pub struct Message {
     pub malformed: bool,
     /// What exactly was wrong (for per-reason stats counters).
     pub events: Events,
-}
-
-/// One question.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Query {
-    /// Question name (see [`Message`] for the presentation rules).
-    pub rrname: String,
-    /// Question type (QTYPE), see [`rrtype_name`].
-    pub rrtype: u16,
-}
-
-/// One resource record of the Answer or Authority section.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Answer {
-    /// Owner name.
-    pub rrname: String,
-    /// Record type, see [`rrtype_name`].
-    pub rrtype: u16,
-    /// Time to live, seconds.
-    pub ttl: u32,
-    /// Text form of the rdata for A, AAAA (std `IpAddr` display), CNAME, NS, PTR (name),
-    /// MX (exchange), SRV (target), SOA (mname), TXT (character-strings concatenated,
-    /// bytes outside `0x20..=0x7E` as `\xNN`). `None` for other types or when the rdata
-    /// did not decode (then [`Events::BAD_RDATA`] is set).
-    pub rdata: Option<String>,
 }
 
 /// Why [`parse`] gave up on a whole message. Only the header and the first question
@@ -269,15 +249,34 @@ const POINTER_RANGE: usize = 0x4000;
 /// Text capacity a thread keeps between messages (more is freed after a big message).
 const TEXT_KEEP: usize = 16 * 1024;
 /// Bound on the text of one message: at most 16 questions and 2 * 256 records with an
-/// owner name and a name in rdata are rendered, each name in at most 4 * 255 bytes. So
-/// text offsets always fit the `u32`s of the cache.
-const TEXT_MAX: usize = (MAX_QUESTIONS + 4 * MAX_RECORDS) * 4 * MAX_NAME_LEN;
+/// owner name and a name in rdata are rendered, each name in at most 4 * 255 bytes, and
+/// rendered rdata (A, AAAA, TXT) takes at most 4 text bytes per rdata byte, of which a
+/// message has fewer than 64 KiB. So text offsets always fit the `u32`s of the cache
+/// and of [`Span`].
+const TEXT_MAX: usize =
+    (MAX_QUESTIONS + 4 * MAX_RECORDS) * 4 * MAX_NAME_LEN + 4 * (u16::MAX as usize);
 const _: () = assert!(TEXT_MAX < u32::MAX as usize);
 
+/// Per-thread decoding buffers, reused from message to message so that decoding a
+/// message allocates nothing but its output: the name cache with the message's text,
+/// and its records so far. Both are copied out at their final size by [`sections`].
+struct Scratch {
+    names: Names,
+    /// Bounded by the caps: at most `MAX_QUESTIONS + 2 * MAX_RECORDS` records.
+    records: Vec<Record>,
+}
+
+impl Scratch {
+    const fn new() -> Self {
+        Scratch {
+            names: Names::new(),
+            records: Vec::new(),
+        }
+    }
+}
+
 thread_local! {
-    /// Each thread's [`Names`], reused from message to message so that decoding a
-    /// message allocates nothing but its output.
-    static NAMES: RefCell<Names> = const { RefCell::new(Names::new()) };
+    static SCRATCH: RefCell<Scratch> = const { RefCell::new(Scratch::new()) };
 }
 
 // Every label takes at least two wire bytes, so a name within MAX_NAME_LEN has fewer than
@@ -346,7 +345,8 @@ struct Suffix {
 /// [`MAX_POINTER_JUMPS`] (each check is monotonic, so the totals decide); otherwise the
 /// walk goes on the long way and meets the same error at the same step.
 struct Names {
-    /// Presentation text of the decoded names, back to back (ASCII only).
+    /// Text of the message being decoded (ASCII only): its names, and its rendered
+    /// rdata between them.
     text: String,
     labels: [LabelSlot; LABEL_SLOTS],
     names: [NameSlot; NAME_SLOTS],
@@ -404,12 +404,39 @@ impl Names {
         })
     }
 
-    /// The owned presentation form of a name returned by [`Names::read`].
+    /// Where the presentation form of a name returned by [`Names::read`] lies in the
+    /// text: where it was rendered or cached, or a `.` appended for the root.
     #[inline(always)]
-    fn string(&self, text: Range<usize>) -> String {
-        match self.text.get(text) {
-            Some(s) if !s.is_empty() => String::from(s),
-            _ => String::from("."),
+    fn span(&mut self, text: Range<usize>) -> Span {
+        let text = if text.is_empty() {
+            let at = self.text.len();
+            self.text.push('.');
+            at..at + 1
+        } else {
+            text
+        };
+        // text.end <= TEXT_MAX: the casts are exact.
+        Span {
+            start: text.start as u32,
+            end: text.end as u32,
+        }
+    }
+
+    /// Appends what `render` writes to the text and returns its span; when `render`
+    /// fails, the text is left as it was.
+    #[inline(always)]
+    fn push(&mut self, render: impl FnOnce(&mut String) -> Result<(), ()>) -> Result<Span, ()> {
+        let start = self.text.len();
+        match render(&mut self.text) {
+            // start <= end <= TEXT_MAX: the casts are exact.
+            Ok(()) => Ok(Span {
+                start: start as u32,
+                end: self.text.len() as u32,
+            }),
+            Err(()) => {
+                self.text.truncate(start);
+                Err(())
+            }
         }
     }
 
@@ -681,12 +708,14 @@ enum Section {
     Additional,
 }
 
-/// Parse state: the message, a read offset, and what went wrong so far.
+/// Parse state: the message, a read offset, what went wrong so far, and the text and
+/// records decoded so far.
 struct Decoder<'a> {
     msg: &'a [u8],
     pos: usize,
     events: Events,
     names: &'a mut Names,
+    records: &'a mut Vec<Record>,
     /// TTL field of the first OPT record (carries the extended rcode).
     opt_ttl: Option<u32>,
 }
@@ -695,12 +724,12 @@ impl<'a> Decoder<'a> {
     /// Decodes or skips the owner name at `pos`. `Ok(Some(name))` decoded, `Ok(None)`
     /// undecodable or not decoded but stepped over, `Err(())` the walk cannot continue.
     #[inline(always)]
-    fn owner_name(&mut self, decode: bool) -> Result<Option<String>, ()> {
+    fn owner_name(&mut self, decode: bool) -> Result<Option<Span>, ()> {
         let read_err = if decode {
             match self.names.read(self.msg, self.pos) {
                 Ok((end, text)) => {
                     self.pos = end;
-                    return Ok(Some(self.names.string(text)));
+                    return Ok(Some(self.names.span(text)));
                 }
                 Err(e) => Some(e),
             }
@@ -728,7 +757,7 @@ impl<'a> Decoder<'a> {
     }
 
     /// Walks questions 2..=`count` (the first is handled by [`parse`]).
-    fn questions(&mut self, count: usize, out: &mut Vec<Query>) -> Result<(), ()> {
+    fn questions(&mut self, count: usize) -> Result<(), ()> {
         for i in 1..count {
             let decode = i < MAX_QUESTIONS;
             if !decode {
@@ -741,21 +770,26 @@ impl<'a> Decoder<'a> {
                 return Err(());
             };
             self.pos += 4;
-            if let Some(rrname) = name {
-                out.push(Query { rrname, rrtype });
+            if let Some(name) = name {
+                self.records.push(Record {
+                    name,
+                    rdata: None,
+                    ttl: 0,
+                    rrtype,
+                });
             }
         }
         Ok(())
     }
 
     /// Walks `count` records of the Answer or Authority section: the first
-    /// [`MAX_RECORDS`] with a decodable owner name go to `out`, the rest are skipped.
-    fn records(&mut self, count: usize, out: &mut Vec<Answer>) -> Result<(), ()> {
+    /// [`MAX_RECORDS`] with a decodable owner name are kept, the rest are skipped.
+    fn records(&mut self, count: usize) -> Result<(), ()> {
         // Bounded by the u16 header count; each record consumes >= 11 bytes.
         for _ in 0..count.min(MAX_RECORDS) {
             let name = self.owner_name(true)?;
             let (rrtype, ttl, rstart, rend) = self.fixed_fields()?;
-            if let Some(rrname) = name {
+            if let Some(name) = name {
                 let rdata = match self.rdata(rrtype, rstart, rend) {
                     Ok(r) => r,
                     Err(()) => {
@@ -763,11 +797,11 @@ impl<'a> Decoder<'a> {
                         None
                     }
                 };
-                out.push(Answer {
-                    rrname,
-                    rrtype,
-                    ttl,
+                self.records.push(Record {
+                    name,
                     rdata,
+                    ttl,
+                    rrtype,
                 });
             }
             self.pos = rend;
@@ -826,27 +860,39 @@ impl<'a> Decoder<'a> {
     }
 
     /// Text of the rdata at `start..end` for the types we render; `Ok(None)` otherwise.
-    fn rdata(&mut self, rrtype: u16, start: usize, end: usize) -> Result<Option<String>, ()> {
+    fn rdata(&mut self, rrtype: u16, start: usize, end: usize) -> Result<Option<Span>, ()> {
         let rdata = self.msg.get(start..end).ok_or(())?;
         let text = match rrtype {
-            TYPE_A => ipv4_text(rdata.try_into().map_err(|_| ())?),
-            TYPE_AAAA => ipv6_text(rdata.try_into().map_err(|_| ())?),
+            TYPE_A => {
+                let b = rdata.try_into().map_err(|_| ())?;
+                self.names.push(|s| {
+                    push_ipv4(s, b);
+                    Ok(())
+                })?
+            }
+            TYPE_AAAA => {
+                let b = rdata.try_into().map_err(|_| ())?;
+                self.names.push(|s| {
+                    push_ipv6(s, b);
+                    Ok(())
+                })?
+            }
             TYPE_CNAME | TYPE_NS | TYPE_PTR | TYPE_SOA => self.rdata_name(start, end)?,
             TYPE_MX => self.rdata_name(start + 2, end)?,
             TYPE_SRV => self.rdata_name(start + 6, end)?,
-            TYPE_TXT => txt_text(rdata)?,
+            TYPE_TXT => self.names.push(|s| push_txt(s, rdata))?,
             _ => return Ok(None),
         };
         Ok(Some(text))
     }
 
     /// A name inside rdata: it must decode and its in-place part must end within rdata.
-    fn rdata_name(&mut self, start: usize, end: usize) -> Result<String, ()> {
+    fn rdata_name(&mut self, start: usize, end: usize) -> Result<Span, ()> {
         if start >= end {
             return Err(());
         }
         match self.names.read(self.msg, start) {
-            Ok((name_end, text)) if name_end <= end => Ok(self.names.string(text)),
+            Ok((name_end, text)) if name_end <= end => Ok(self.names.span(text)),
             _ => Err(()),
         }
     }
@@ -863,6 +909,7 @@ fn push_u8_decimal(s: &mut String, n: u8) {
     s.push(char::from(b'0' + n % 10));
 }
 
+/// Appends the dotted quad, as `Ipv4Addr`'s `Display` writes it.
 fn push_ipv4(s: &mut String, b: [u8; 4]) {
     let [a, b, c, d] = b;
     push_u8_decimal(s, a);
@@ -872,13 +919,6 @@ fn push_ipv4(s: &mut String, b: [u8; 4]) {
     push_u8_decimal(s, c);
     s.push('.');
     push_u8_decimal(s, d);
-}
-
-/// Dotted quad, as `Ipv4Addr`'s `Display` writes it.
-fn ipv4_text(b: [u8; 4]) -> String {
-    let mut s = String::with_capacity(15);
-    push_ipv4(&mut s, b);
-    s
 }
 
 /// Appends `n` in lowercase hex without leading zeros (`{:x}`).
@@ -906,11 +946,10 @@ fn push_segments(s: &mut String, segments: &[u16]) {
     }
 }
 
-/// Text as `Ipv6Addr`'s `Display` writes it (RFC 5952): IPv4-mapped addresses as
+/// Appends the text `Ipv6Addr`'s `Display` writes (RFC 5952): IPv4-mapped addresses as
 /// `::ffff:a.b.c.d`, otherwise hex segments with the first longest run of two or more
 /// zero segments written as `::`.
-fn ipv6_text(b: [u8; 16]) -> String {
-    let mut s = String::with_capacity(39);
+fn push_ipv6(s: &mut String, b: [u8; 16]) {
     let mut segments = [0u16; 8];
     for (seg, pair) in segments.iter_mut().zip(b.chunks_exact(2)) {
         if let [hi, lo] = *pair {
@@ -919,8 +958,8 @@ fn ipv6_text(b: [u8; 16]) -> String {
     }
     if let ([0, 0, 0, 0, 0, 0xffff, _, _], [.., a, b, c, d]) = (segments, b) {
         s.push_str("::ffff:");
-        push_ipv4(&mut s, [a, b, c, d]);
-        return s;
+        push_ipv4(s, [a, b, c, d]);
+        return;
     }
     // First longest run of zero segments.
     let (mut best_start, mut best_len) = (0usize, 0usize);
@@ -943,19 +982,18 @@ fn ipv6_text(b: [u8; 16]) -> String {
         segments.get(best_start + best_len..),
     ) {
         (Some(head), Some(tail)) if best_len > 1 => {
-            push_segments(&mut s, head);
+            push_segments(s, head);
             s.push_str("::");
-            push_segments(&mut s, tail);
+            push_segments(s, tail);
         }
-        _ => push_segments(&mut s, &segments),
+        _ => push_segments(s, &segments),
     }
-    s
 }
 
-/// TXT: character-strings concatenated; bytes outside 0x20..=0x7E as `\xNN` (tshark's
-/// rendering). Each step consumes at least one rdata byte.
-fn txt_text(rdata: &[u8]) -> Result<String, ()> {
-    let mut s = String::with_capacity(rdata.len());
+/// Appends TXT rdata: character-strings concatenated; bytes outside 0x20..=0x7E as
+/// `\xNN` (tshark's rendering). Each step consumes at least one rdata byte. `Err` (with
+/// part of the text appended) when a string runs past the end.
+fn push_txt(s: &mut String, rdata: &[u8]) -> Result<(), ()> {
     let mut rest = rdata;
     while let Some((&len, tail)) = rest.split_first() {
         let (chunk, next) = tail.split_at_checked(usize::from(len)).ok_or(())?;
@@ -970,13 +1008,13 @@ fn txt_text(rdata: &[u8]) -> Result<String, ()> {
                 if (0x20..=0x7e).contains(&b) {
                     s.push(char::from(b));
                 } else {
-                    push_hex_escape(&mut s, b);
+                    push_hex_escape(s, b);
                 }
             }
         }
         rest = next;
     }
-    Ok(s)
+    Ok(())
 }
 
 /// Decodes one DNS message. `Err` only when the header or the first question is
@@ -991,14 +1029,14 @@ pub fn parse(msg: &[u8]) -> Result<Message, Error> {
     if counts == [0; 4] {
         return Ok(m);
     }
-    NAMES
-        .try_with(|names| match names.try_borrow_mut() {
-            Ok(mut names) => sections(msg, &mut m, counts, &mut names),
+    SCRATCH
+        .try_with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut scratch) => sections(msg, &mut m, counts, &mut scratch),
             // Not reached: parse does not call itself.
-            Err(_) => sections(msg, &mut m, counts, &mut Names::new()),
+            Err(_) => sections(msg, &mut m, counts, &mut Scratch::new()),
         })
-        // The thread is exiting and its names are gone.
-        .unwrap_or_else(|_| sections(msg, &mut m, counts, &mut Names::new()))?;
+        // The thread is exiting and its buffers are gone.
+        .unwrap_or_else(|_| sections(msg, &mut m, counts, &mut Scratch::new()))?;
     Ok(m)
 }
 
@@ -1019,30 +1057,24 @@ fn header(msg: &[u8]) -> Message {
     }
 }
 
-/// The `Vec` for a section of `count` records: room for as many as can be decoded,
-/// given that each takes at least 11 bytes of the `rest` of the message.
-fn answer_vec(count: usize, rest: usize) -> Vec<Answer> {
-    match count.min(MAX_RECORDS).min(rest / 11) {
-        0 => Vec::new(),
-        n => Vec::with_capacity(n),
-    }
-}
-
 /// [`parse`] after the header: the questions and the records of `counts` (question,
-/// answer, authority, additional), with `names` as the name cache.
+/// answer, authority, additional), decoded into the buffers of `scratch` and then
+/// copied into `m` at their final size.
 fn sections(
     msg: &[u8],
     m: &mut Message,
     counts: [usize; 4],
-    names: &mut Names,
+    scratch: &mut Scratch,
 ) -> Result<(), Error> {
     let [qdcount, ancount, nscount, arcount] = counts;
-    names.begin();
+    scratch.names.begin();
+    scratch.records.clear();
     let mut d = Decoder {
         msg,
         pos: HEADER_LEN,
         events: Events::default(),
-        names,
+        names: &mut scratch.names,
+        records: &mut scratch.records,
         opt_ttl: None,
     };
 
@@ -1055,30 +1087,38 @@ fn sections(
             .filter(|_| end + 4 <= msg.len())
             .ok_or(Error::QuestionTruncated)?;
         d.pos = end + 4;
-        let first = Query {
-            rrname: d.names.string(text),
+        let name = d.names.span(text);
+        d.records.push(Record {
+            name,
+            rdata: None,
+            ttl: 0,
             rrtype,
-        };
-        if qdcount == 1 {
-            m.queries = vec![first];
-        } else {
-            m.queries = Vec::with_capacity(qdcount.min(MAX_QUESTIONS));
-            m.queries.push(first);
-        }
+        });
     }
 
-    // Each step stops at the first section whose records can no longer be located.
+    // Each step stops at the first section whose records can no longer be located; the
+    // sections not reached are empty.
+    let mut starts = [None; 2];
     let _ = d
-        .questions(qdcount, &mut m.queries)
+        .questions(qdcount)
         .and_then(|()| {
-            m.answers = answer_vec(ancount, msg.len() - d.pos);
-            d.records(ancount, &mut m.answers)
+            starts[0] = Some(d.records.len());
+            d.records(ancount)
         })
         .and_then(|()| {
-            m.authorities = answer_vec(nscount, msg.len() - d.pos);
-            d.records(nscount, &mut m.authorities)
+            starts[1] = Some(d.records.len());
+            d.records(nscount)
         })
         .and_then(|()| d.skip_records(arcount, Section::Additional));
+
+    // At most MAX_QUESTIONS + 2 * MAX_RECORDS records: the casts are exact.
+    let len = d.records.len();
+    m.sections = Sections {
+        text: Box::from(d.names.text.as_str()),
+        records: Box::from(d.records.as_slice()),
+        answers_at: starts[0].unwrap_or(len) as u16,
+        authorities_at: starts[1].unwrap_or(len) as u16,
+    };
 
     if let Some(ttl) = d.opt_ttl {
         m.edns = true;
@@ -1241,6 +1281,19 @@ mod tests {
     use super::*;
     use std::time::{Duration, Instant};
 
+    /// One entry of a section, by index (panics when there are fewer).
+    impl Message {
+        fn query(&self, i: usize) -> Query<'_> {
+            self.queries().nth(i).expect("no such question")
+        }
+        fn answer(&self, i: usize) -> Answer<'_> {
+            self.answers().nth(i).expect("no such answer")
+        }
+        fn authority(&self, i: usize) -> Answer<'_> {
+            self.authorities().nth(i).expect("no such authority record")
+        }
+    }
+
     /// Header words (id, flags, qd, an, ns, ar) followed by the body pieces.
     fn msg(h: [u16; 6], body: &[&[u8]]) -> Vec<u8> {
         let mut v: Vec<u8> = h.iter().flat_map(|w| w.to_be_bytes()).collect();
@@ -1329,13 +1382,13 @@ mod tests {
             (0x1234, 0x0100, 0, false, true)
         );
         assert_eq!(
-            m.queries,
-            vec![Query {
-                rrname: "www.example.com".into(),
+            m.queries().collect::<Vec<_>>(),
+            [Query {
+                rrname: "www.example.com",
                 rrtype: 1
             }]
         );
-        assert!(m.answers.is_empty() && !m.malformed);
+        assert!(m.answers().len() == 0 && !m.malformed);
         assert!(looks_like_dns(&a_query()));
     }
 
@@ -1344,23 +1397,16 @@ mod tests {
         let m = parse(&a_response()).unwrap();
         assert!(m.qr && m.rd && m.ra && !m.aa && !m.tc && !m.malformed);
         assert_eq!(rcode_name(m.rcode), "NOERROR");
-        let a = &m.answers[0];
-        assert_eq!(
-            (a.rrname.as_str(), a.rrtype, a.ttl),
-            ("www.example.com", 1, 300)
-        );
-        assert_eq!(a.rdata.as_deref(), Some("93.184.216.34"));
+        let a = m.answer(0);
+        assert_eq!((a.rrname, a.rrtype, a.ttl), ("www.example.com", 1, 300));
+        assert_eq!(a.rdata, Some("93.184.216.34"));
     }
 
     #[test]
     fn cname_chain_follows_pointers_into_rdata() {
         let m = parse(&cname_chain()).unwrap();
         assert!(!m.malformed, "{:?}", m.events);
-        let rows: Vec<_> = m
-            .answers
-            .iter()
-            .map(|a| (a.rrname.as_str(), a.rrtype, a.rdata.as_deref()))
-            .collect();
+        let rows: Vec<_> = m.answers().map(|a| (a.rrname, a.rrtype, a.rdata)).collect();
         assert_eq!(
             rows,
             [
@@ -1374,14 +1420,14 @@ mod tests {
     #[test]
     fn mx_exchange() {
         let m = parse(&mx_response()).unwrap();
-        assert_eq!(m.answers[0].rdata.as_deref(), Some("mail.example.com"));
-        assert_eq!(rrtype_name(m.answers[0].rrtype), "MX");
+        assert_eq!(m.answer(0).rdata, Some("mail.example.com"));
+        assert_eq!(rrtype_name(m.answer(0).rrtype), "MX");
     }
 
     #[test]
     fn txt_strings_concatenated_and_escaped() {
         let m = parse(&txt_response()).unwrap();
-        assert_eq!(m.answers[0].rdata.as_deref(), Some("v=spf1 -all\\x01\\xff"));
+        assert_eq!(m.answer(0).rdata, Some("v=spf1 -all\\x01\\xff"));
         assert!(!m.malformed);
     }
 
@@ -1389,15 +1435,11 @@ mod tests {
     fn https_and_svcb() {
         let q = msg([5, 0x0100, 1, 0, 0, 0], &[QNAME, b"\x00\x41\x00\x01"]);
         let m = parse(&q).unwrap();
-        assert_eq!(m.queries[0].rrtype, 65);
+        assert_eq!(m.query(0).rrtype, 65);
         assert_eq!(rrtype_name(65), "HTTPS");
         let m = parse(&https_svcb_response()).unwrap();
         assert!(!m.malformed);
-        let rows: Vec<_> = m
-            .answers
-            .iter()
-            .map(|a| (a.rrtype, a.rdata.clone()))
-            .collect();
+        let rows: Vec<_> = m.answers().map(|a| (a.rrtype, a.rdata)).collect();
         assert_eq!(rows, [(65, None), (64, None)]);
         assert_eq!(rrtype_name(64), "SVCB");
     }
@@ -1430,7 +1472,7 @@ mod tests {
         );
         m.truncate(m.len() - 2); // second answer's rdata cut, third missing
         let d = parse(&m).unwrap();
-        assert_eq!(d.answers.len(), 1);
+        assert_eq!(d.answers().len(), 1);
         assert!(d.malformed && d.events.contains(Events::TRUNCATED));
         assert_eq!(d.events.reasons().collect::<Vec<_>>(), ["truncated"]);
         assert_eq!(parse(&m[..11]), Err(Error::HeaderTruncated));
@@ -1452,12 +1494,9 @@ mod tests {
         );
         let d = parse(&m).unwrap();
         assert!(!d.malformed);
-        assert_eq!(d.queries[0].rrtype, 65280);
-        assert_eq!(
-            (d.answers[0].rrtype, d.answers[0].rdata.as_deref()),
-            (65280, None)
-        );
-        assert_eq!(d.answers[1].rdata.as_deref(), Some("93.184.216.34"));
+        assert_eq!(d.query(0).rrtype, 65280);
+        assert_eq!((d.answer(0).rrtype, d.answer(0).rdata), (65280, None));
+        assert_eq!(d.answer(1).rdata, Some("93.184.216.34"));
         assert_eq!(rrtype_name(65280), "65280");
     }
 
@@ -1484,11 +1523,7 @@ mod tests {
             ],
         );
         let d = parse(&m).unwrap();
-        let rows: Vec<_> = d
-            .answers
-            .iter()
-            .map(|a| (a.rrname.as_str(), a.rrtype, a.rdata.as_deref()))
-            .collect();
+        let rows: Vec<_> = d.answers().map(|a| (a.rrname, a.rrtype, a.rdata)).collect();
         assert_eq!(
             rows,
             [
@@ -1522,12 +1557,12 @@ mod tests {
         let name2: &[u8] = b"\x05a b\xc3\xa9\x02Ex\x00";
         let d = parse(&msg([1, 0, 2, 0, 0, 0], &[name, Q_A, name2, Q_A])).unwrap();
         assert_eq!(
-            d.queries[0].rrname,
+            d.query(0).rrname,
             "www\\000allyourba\\004\\005\\006.arebelongto.cn"
         );
-        assert_eq!(d.queries[1].rrname, "a\\032b\\195\\169.Ex");
+        assert_eq!(d.query(1).rrname, "a\\032b\\195\\169.Ex");
         let root = parse(&msg([1, 0, 1, 0, 0, 0], &[b"\x00\x00\x02\x00\x01"])).unwrap();
-        assert_eq!(root.queries[0].rrname, ".");
+        assert_eq!(root.query(0).rrname, ".");
     }
 
     #[test]
@@ -1540,7 +1575,7 @@ mod tests {
         long.push(0);
         assert_eq!(long.len(), 255);
         let d = parse(&msg([1, 0, 1, 0, 0, 0], &[&long, Q_A])).unwrap();
-        assert_eq!(d.queries[0].rrname.len(), 127 * 2 - 1);
+        assert_eq!(d.query(0).rrname.len(), 127 * 2 - 1);
         long.insert(0, b'x');
         long.insert(0, 1);
         let m = msg([1, 0, 1, 0, 0, 0], &[&long, Q_A]);
@@ -1557,7 +1592,7 @@ mod tests {
             body.push(RR_A);
         }
         let d = parse(&msg([1, 0x8180, 1, (MAX_RECORDS + 10) as u16, 0, 1], &body)).unwrap();
-        assert_eq!(d.answers.len(), MAX_RECORDS);
+        assert_eq!(d.answers().len(), MAX_RECORDS);
         assert!(d.events.contains(Events::RECORD_CAP));
         // the additional count is 1 but nothing follows: located as truncated
         assert!(d.events.contains(Events::TRUNCATED));
@@ -1583,8 +1618,8 @@ mod tests {
         let t = Instant::now();
         let d = parse(&m).unwrap();
         assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
-        assert_eq!(d.answers.len(), MAX_POINTER_JUMPS);
-        assert!(d.answers.iter().all(|a| a.rrname == "."));
+        assert_eq!(d.answers().len(), MAX_POINTER_JUMPS);
+        assert!(d.answers().all(|a| a.rrname == "."));
         assert!(d.events.contains(Events::NAME_POINTER) && d.events.contains(Events::RECORD_CAP));
     }
 
@@ -1642,20 +1677,19 @@ mod tests {
     fn answers(hex: &str) -> Vec<(String, u16, Option<String>)> {
         let m = parse(&unhex(hex)).unwrap();
         assert!(!m.malformed, "{:?}", m.events);
-        m.answers
-            .into_iter()
-            .map(|a| (a.rrname, a.rrtype, a.rdata))
+        m.answers()
+            .map(|a| (a.rrname.to_string(), a.rrtype, a.rdata.map(String::from)))
             .collect()
     }
 
     #[test]
     fn real_zeek_dns53_udp_compression() {
         let m = parse(&unhex(REAL_DNS53_COMPRESSION)).unwrap();
-        assert_eq!(m.answers.len(), 8);
-        assert_eq!(m.answers[0].rrname, "us.v27.distributed.net");
-        assert_eq!(m.answers[7].rdata.as_deref(), Some("63.77.33.226"));
-        assert_eq!(m.authorities.len(), 7);
-        assert_eq!(m.authorities[4].rdata.as_deref(), Some("ns1.best.com"));
+        assert_eq!(m.answers().len(), 8);
+        assert_eq!(m.answer(0).rrname, "us.v27.distributed.net");
+        assert_eq!(m.answer(7).rdata, Some("63.77.33.226"));
+        assert_eq!(m.authorities().len(), 7);
+        assert_eq!(m.authority(4).rdata, Some("ns1.best.com"));
         assert!(!m.malformed);
     }
 
@@ -1727,9 +1761,8 @@ mod tests {
                 .map(|q| (q.qname.to_string(), u16::from(q.qtype)))
                 .collect();
             let oq: Vec<_> = ours
-                .queries
-                .iter()
-                .map(|q| (q.rrname.clone(), q.rrtype))
+                .queries()
+                .map(|q| (q.rrname.to_string(), q.rrtype))
                 .collect();
             assert_eq!(q, oq);
             let a: Vec<_> = theirs
@@ -1738,9 +1771,8 @@ mod tests {
                 .map(|r| (r.name.to_string(), u16::from(r.rdata.type_code()), r.ttl))
                 .collect();
             let oa: Vec<_> = ours
-                .answers
-                .iter()
-                .map(|r| (r.rrname.clone(), r.rrtype, r.ttl))
+                .answers()
+                .map(|r| (r.rrname.to_string(), r.rrtype, r.ttl))
                 .collect();
             assert_eq!(a, oa);
         }
@@ -1758,7 +1790,7 @@ mod tests {
         m[7] = 3; // ancount
         assert!(simple_dns::Packet::parse(&m).is_err());
         let d = parse(&m).unwrap();
-        let types: Vec<_> = d.answers.iter().map(|a| a.rrtype).collect();
+        let types: Vec<_> = d.answers().map(|a| a.rrtype).collect();
         assert_eq!(types, [65, 64, 1]);
     }
 
@@ -1779,13 +1811,12 @@ mod tests {
         let _ = looks_like_dns(buf);
         if let Ok(m) = parse(buf) {
             assert_eq!(m.malformed, !m.events.is_empty());
-            assert!(m.queries.len() <= MAX_QUESTIONS);
-            assert!(m.answers.len() <= MAX_RECORDS && m.authorities.len() <= MAX_RECORDS);
+            assert!(m.queries().len() <= MAX_QUESTIONS);
+            assert!(m.answers().len() <= MAX_RECORDS && m.authorities().len() <= MAX_RECORDS);
             for n in m
-                .queries
-                .iter()
-                .map(|q| &q.rrname)
-                .chain(m.answers.iter().map(|a| &a.rrname))
+                .queries()
+                .map(|q| q.rrname)
+                .chain(m.answers().map(|a| a.rrname))
             {
                 assert!(!n.is_empty() && n.len() <= MAX_NAME_LEN * 4);
             }
@@ -2215,16 +2246,21 @@ mod tests {
         for m in [&a, &b, &a, &b] {
             same_as_reference(m, &"alternating messages");
         }
-        assert_eq!(parse(&b).unwrap().answers[0].rrname, "xww.example.com");
+        assert_eq!(parse(&b).unwrap().answer(0).rrname, "xww.example.com");
     }
 
     #[test]
     fn address_text_matches_std() {
         use std::net::{Ipv4Addr, Ipv6Addr};
         let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+        let text = |push: &dyn Fn(&mut String)| {
+            let mut s = String::new();
+            push(&mut s);
+            s
+        };
         for n in 0..=255u8 {
             let b = [n, 255 - n, n / 3, n.wrapping_mul(7)];
-            assert_eq!(ipv4_text(b), Ipv4Addr::from(b).to_string());
+            assert_eq!(text(&|s| push_ipv4(s, b)), Ipv4Addr::from(b).to_string());
         }
         for i in 0..300_000u32 {
             let mut b = [0u8; 16];
@@ -2241,7 +2277,11 @@ mod tests {
                 b[..10].fill(0);
                 b[10..12].fill(0xff);
             }
-            assert_eq!(ipv6_text(b), Ipv6Addr::from(b).to_string(), "{b:?}");
+            assert_eq!(
+                text(&|s| push_ipv6(s, b)),
+                Ipv6Addr::from(b).to_string(),
+                "{b:?}"
+            );
         }
     }
 }

@@ -121,9 +121,8 @@ fn rr<'a>(name: &'a str, t: u16, ttl: Option<u32>, rdata: Option<&'a str>) -> Rr
     }
 }
 
-fn rrs(v: &[dns::Answer]) -> Vec<RrOut<'_>> {
-    v.iter()
-        .map(|a| rr(&a.rrname, a.rrtype, Some(a.ttl), a.rdata.as_deref()))
+fn rrs(v: dns::Answers<'_>) -> Vec<RrOut<'_>> {
+    v.map(|a| rr(a.rrname, a.rrtype, Some(a.ttl), a.rdata))
         .collect()
 }
 
@@ -142,12 +141,11 @@ fn dns_body(d: &dns::Message) -> DnsBody<'_> {
             opcode: d.opcode,
             rcode: d.qr.then(|| dns::rcode_name(d.rcode).into_owned()),
             queries: d
-                .queries
-                .iter()
-                .map(|q| rr(&q.rrname, q.rrtype, None, None))
+                .queries()
+                .map(|q| rr(q.rrname, q.rrtype, None, None))
                 .collect(),
-            answers: rrs(&d.answers),
-            authorities: rrs(&d.authorities),
+            answers: rrs(d.answers()),
+            authorities: rrs(d.authorities()),
         },
     }
 }

@@ -149,17 +149,27 @@ impl Rng {
             *self.pick(&[1, 2, 5, 6, 12, 15, 16, 28, 33, 41, 64, 65, 255, 257, 0, 300])
         }
     }
-    fn answers(&mut self) -> Vec<dns::Answer> {
+    /// A section's records: owner name, type, TTL, rdata.
+    fn answers(&mut self) -> Vec<(String, u16, u32, Option<String>)> {
         (0..self.below(4))
-            .map(|_| dns::Answer {
-                rrname: self.string(),
-                rrtype: self.rrtype(),
-                ttl: self.next() as u32,
-                rdata: self.opt_string(),
+            .map(|_| {
+                let rrname = self.string();
+                let rrtype = self.rrtype();
+                (rrname, rrtype, self.next() as u32, self.opt_string())
             })
             .collect()
     }
     fn dns(&mut self) -> dns::Message {
+        fn answer(
+            (rrname, rrtype, ttl, rdata): &(String, u16, u32, Option<String>),
+        ) -> dns::Answer<'_> {
+            dns::Answer {
+                rrname,
+                rrtype: *rrtype,
+                ttl: *ttl,
+                rdata: rdata.as_deref(),
+            }
+        }
         dns::Message {
             id: self.u16(),
             flags: self.u16(),
@@ -174,14 +184,20 @@ impl Rng {
             } else {
                 self.below(24) as u16
             },
-            queries: (0..self.below(3))
-                .map(|_| dns::Query {
-                    rrname: self.string(),
-                    rrtype: self.rrtype(),
-                })
-                .collect(),
-            answers: self.answers(),
-            authorities: self.answers(),
+            sections: {
+                let queries: Vec<(String, u16)> = (0..self.below(3))
+                    .map(|_| (self.string(), self.rrtype()))
+                    .collect();
+                let (answers, authorities) = (self.answers(), self.answers());
+                dns::Sections::new(
+                    queries.iter().map(|(rrname, rrtype)| dns::Query {
+                        rrname,
+                        rrtype: *rrtype,
+                    }),
+                    answers.iter().map(answer),
+                    authorities.iter().map(answer),
+                )
+            },
             ..Default::default()
         }
     }
@@ -529,11 +545,11 @@ fn envelope_matches_reference() {
 
 #[test]
 fn dns_field_combinations_match_reference() {
-    let answer = |rdata: Option<&str>| dns::Answer {
-        rrname: "a\"b.example".into(),
+    let answer = |rdata| dns::Answer {
+        rrname: "a\"b.example",
         rrtype: 5,
         ttl: 300,
-        rdata: rdata.map(str::to_string),
+        rdata,
     };
     for mask in 0..1u32 << 11 {
         let bit = |i: u32| mask & (1 << i) != 0;
@@ -548,33 +564,32 @@ fn dns_field_combinations_match_reference() {
             rd: bit(3),
             ra: bit(4),
             rcode: if bit(10) { 3 } else { 4000 },
-            queries: if bit(5) {
-                vec![dns::Query {
-                    rrname: "q.example".into(),
-                    rrtype: 1,
-                }]
-            } else {
-                Vec::new()
-            },
-            answers: if bit(6) {
-                vec![answer(rdata), answer(None)]
-            } else {
-                Vec::new()
-            },
-            authorities: if bit(7) {
-                vec![answer(rdata)]
-            } else {
-                Vec::new()
-            },
+            sections: dns::Sections::new(
+                [
+                    bit(5).then_some(dns::Query {
+                        rrname: "q.example",
+                        rrtype: 1,
+                    }),
+                    bit(8).then_some(dns::Query {
+                        rrname: "",
+                        rrtype: 65280,
+                    }),
+                ]
+                .into_iter()
+                .flatten(),
+                if bit(6) {
+                    vec![answer(rdata), answer(None)]
+                } else {
+                    Vec::new()
+                },
+                if bit(7) {
+                    vec![answer(rdata)]
+                } else {
+                    Vec::new()
+                },
+            ),
             ..Default::default()
         };
-        let mut d = d;
-        if bit(8) {
-            d.queries.push(dns::Query {
-                rrname: String::new(),
-                rrtype: 65280,
-            });
-        }
         assert_same(&event(Kind::Dns(Box::new(d))));
     }
 }
@@ -586,16 +601,19 @@ fn every_rrtype_rcode_version_and_cipher_matches_reference() {
             qr: true,
             rcode: v,
             flags: v,
-            queries: vec![dns::Query {
-                rrname: "q".into(),
-                rrtype: v,
-            }],
-            answers: vec![dns::Answer {
-                rrname: "a".into(),
-                rrtype: v,
-                ttl: u32::from(v),
-                rdata: None,
-            }],
+            sections: dns::Sections::new(
+                [dns::Query {
+                    rrname: "q",
+                    rrtype: v,
+                }],
+                [dns::Answer {
+                    rrname: "a",
+                    rrtype: v,
+                    ttl: u32::from(v),
+                    rdata: None,
+                }],
+                [],
+            ),
             ..Default::default()
         };
         assert_same(&event(Kind::Dns(Box::new(d))));

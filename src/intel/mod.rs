@@ -87,38 +87,37 @@ pub fn observations(ev: &crate::event::Event, out: &mut Vec<Obs>) {
     match &ev.kind {
         Kind::Dns(d) => {
             if !d.qr {
-                for q in &d.queries {
-                    out.push(base(m.src, m.dst, &q.rrname, What::Query));
+                for q in d.queries() {
+                    out.push(base(m.src, m.dst, q.rrname, What::Query));
                 }
                 return;
             }
             // A response goes from the resolver (src) to the client (dst).
-            let Some(q) = d.queries.first() else {
+            let Some(q) = d.queries().next() else {
                 return;
             };
             if d.rcode == 3 {
-                out.push(base(m.dst, m.src, &q.rrname, What::NxDomain));
+                out.push(base(m.dst, m.src, q.rrname, What::NxDomain));
                 return;
             }
             if d.rcode != 0 {
                 return;
             }
             let ips: Vec<IpAddr> = d
-                .answers
-                .iter()
+                .answers()
                 .filter(|a| a.rrtype == 1 || a.rrtype == 28)
-                .filter_map(|a| a.rdata.as_deref()?.parse().ok())
+                .filter_map(|a| a.rdata?.parse().ok())
                 .take(16)
                 .collect();
             // Answer owners other than the query (CNAME targets) are bound too.
-            for a in d.answers.iter().filter(|a| a.rrtype == 1 || a.rrtype == 28) {
-                if !a.rrname.eq_ignore_ascii_case(&q.rrname)
-                    && let Some(ip) = a.rdata.as_deref().and_then(|r| r.parse().ok())
+            for a in d.answers().filter(|a| a.rrtype == 1 || a.rrtype == 28) {
+                if !a.rrname.eq_ignore_ascii_case(q.rrname)
+                    && let Some(ip) = a.rdata.and_then(|r| r.parse().ok())
                 {
-                    out.push(base(m.dst, m.src, &a.rrname, What::Answer(vec![ip])));
+                    out.push(base(m.dst, m.src, a.rrname, What::Answer(vec![ip])));
                 }
             }
-            out.push(base(m.dst, m.src, &q.rrname, What::Answer(ips)));
+            out.push(base(m.dst, m.src, q.rrname, What::Answer(ips)));
         }
         Kind::Tls(t) => {
             if let Some(sni) = t.hello.sni.as_deref() {

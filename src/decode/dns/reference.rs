@@ -1,13 +1,49 @@
 //! The DNS decoder as it was before the name cache and the single-pass renderer, kept
 //! verbatim (test builds only) as the oracle of the differential tests in
 //! `super::tests`: [`parse`] and [`looks_like_dns`] must return what these return, for
-//! every input.
+//! every input. It still builds its sections as a `Vec` of owned records per section,
+//! as the message type was then; [`parse`] copies them into a [`Message`] at the end,
+//! so the tests compare the two decoders through the message's accessors.
 
 use super::{
-    Answer, Error, Events, HEADER_LEN, MAX_LABELS, MAX_NAME_LEN, MAX_POINTER_JUMPS, MAX_QUESTIONS,
-    MAX_RECORDS, Message, NameError, Query,
+    Error, Events, HEADER_LEN, MAX_LABELS, MAX_NAME_LEN, MAX_POINTER_JUMPS, MAX_QUESTIONS,
+    MAX_RECORDS, Message, NameError, Sections,
 };
 use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// One question, owned.
+struct Query {
+    rrname: String,
+    rrtype: u16,
+}
+
+/// One Answer or Authority record, owned.
+struct Answer {
+    rrname: String,
+    rrtype: u16,
+    ttl: u32,
+    rdata: Option<String>,
+}
+
+impl Query {
+    fn view(&self) -> super::Query<'_> {
+        super::Query {
+            rrname: &self.rrname,
+            rrtype: self.rrtype,
+        }
+    }
+}
+
+impl Answer {
+    fn view(&self) -> super::Answer<'_> {
+        super::Answer {
+            rrname: &self.rrname,
+            rrtype: self.rrtype,
+            ttl: self.ttl,
+            rdata: self.rdata.as_deref(),
+        }
+    }
+}
 
 const TYPE_A: u16 = 1;
 const TYPE_NS: u16 = 2;
@@ -371,6 +407,7 @@ pub fn parse(msg: &[u8]) -> Result<Message, Error> {
         rcode: flags & 0x000f,
         ..Message::default()
     };
+    let (mut queries, mut answers, mut authorities) = (Vec::new(), Vec::new(), Vec::new());
     let mut d = Decoder {
         msg,
         pos: HEADER_LEN,
@@ -388,9 +425,8 @@ pub fn parse(msg: &[u8]) -> Result<Message, Error> {
             .filter(|_| end + 4 <= msg.len())
             .ok_or(Error::QuestionTruncated)?;
         d.pos = end + 4;
-        m.queries
-            .reserve_exact(usize::from(qdcount).min(MAX_QUESTIONS));
-        m.queries.push(Query {
+        queries.reserve_exact(usize::from(qdcount).min(MAX_QUESTIONS));
+        queries.push(Query {
             rrname: d.name.render(),
             rrtype,
         });
@@ -398,17 +434,16 @@ pub fn parse(msg: &[u8]) -> Result<Message, Error> {
 
     // Each step stops at the first section whose records can no longer be located.
     let _ = d
-        .questions(usize::from(qdcount), &mut m.queries)
+        .questions(usize::from(qdcount), &mut queries)
         .and_then(|()| {
-            m.answers
-                .reserve_exact(usize::from(ancount).min(MAX_RECORDS));
-            d.records(usize::from(ancount), Section::Answer, Some(&mut m.answers))
+            answers.reserve_exact(usize::from(ancount).min(MAX_RECORDS));
+            d.records(usize::from(ancount), Section::Answer, Some(&mut answers))
         })
         .and_then(|()| {
             d.records(
                 usize::from(nscount),
                 Section::Authority,
-                Some(&mut m.authorities),
+                Some(&mut authorities),
             )
         })
         .and_then(|()| d.records(usize::from(arcount), Section::Additional, None));
@@ -419,6 +454,11 @@ pub fn parse(msg: &[u8]) -> Result<Message, Error> {
     }
     m.events = d.events;
     m.malformed = !m.events.is_empty();
+    m.sections = Sections::new(
+        queries.iter().map(Query::view),
+        answers.iter().map(Answer::view),
+        authorities.iter().map(Answer::view),
+    );
     Ok(m)
 }
 
