@@ -1417,6 +1417,49 @@ mod tests {
         );
     }
 
+    /// Names and rdata text are laid out once per message: an owner name that points
+    /// at a name already rendered shares its text, and each record costs no text of
+    /// its own.
+    #[test]
+    fn names_share_the_message_text() {
+        let m = parse(&cname_chain()).unwrap();
+        assert_eq!(
+            &*m.sections.text,
+            "www.example.comedge.example.coma1.cdn.net10.0.0.1"
+        );
+        assert_eq!(m.sections.records.len(), 4);
+    }
+
+    /// Sections are equal when they read the same, wherever their texts lie; which
+    /// section a record is in, and an absent versus an empty rdata, tell them apart.
+    #[test]
+    fn sections_equal_when_they_read_the_same() {
+        let parsed = parse(&a_response()).unwrap().sections;
+        let q = Query {
+            rrname: "www.example.com",
+            rrtype: 1,
+        };
+        let a = Answer {
+            rrname: "www.example.com",
+            rrtype: 1,
+            ttl: 300,
+            rdata: Some("93.184.216.34"),
+        };
+        let built = Sections::new([q], [a], []);
+        assert_ne!(parsed.text, built.text);
+        assert_eq!(parsed, built);
+        assert_ne!(built, Sections::new([q], [], [a]));
+        let no_rdata = Answer { rdata: None, ..a };
+        let empty_rdata = Answer {
+            rdata: Some(""),
+            ..a
+        };
+        assert_ne!(
+            Sections::new([q], [no_rdata], []),
+            Sections::new([q], [empty_rdata], [])
+        );
+    }
+
     #[test]
     fn mx_exchange() {
         let m = parse(&mx_response()).unwrap();
