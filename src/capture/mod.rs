@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, SendTimeoutError, Sender};
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 use crate::decode::net::{self, L4};
 
@@ -223,15 +223,8 @@ impl Dispatcher {
         if n <= 1 {
             return 0;
         }
-        let h = match fast_tuple(link_type, data).or_else(|| decoded_tuple(link_type, data)) {
-            Some((src, dst, sp, dp)) => {
-                let (lo, hi) = if src <= dst { (src, dst) } else { (dst, src) };
-                let (lp, hp) = if sp <= dp { (sp, dp) } else { (dp, sp) };
-                self.hasher.hash_one((lo, hi, lp, hp))
-            }
-            None => 0,
-        };
-        (h % n as u64) as usize
+        let t = fast_tuple(link_type, data).or_else(|| decoded_tuple(link_type, data));
+        pick(&self.hasher, n, t)
     }
 
     /// Adds one packet received now; sends its worker's batch when full.
@@ -399,8 +392,32 @@ impl Dispatcher {
 }
 
 /// (innermost source, destination, source port, destination port) as the workers will see
-/// them; ports are 0 for fragments and for packets that are neither TCP nor UDP.
-type Tuple = (IpAddr, IpAddr, u16, u16);
+/// them; ports are 0 for fragments and for packets that are neither TCP nor UDP. Addresses are
+/// integers (an IPv4 address is its 32 bits), not `IpAddr`s: the tuple is ordered and hashed
+/// right after it is built, and an `IpAddr` written field by field and read back whole stalls
+/// store forwarding.
+type Tuple = (u128, u128, u16, u16);
+
+fn addr_bits(a: IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(v4) => u128::from(u32::from(v4)),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
+}
+
+/// The worker (of `n`) for a packet of tuple `t`: the same for both directions of a flow.
+fn pick(hasher: &foldhash::fast::FixedState, n: usize, t: Option<Tuple>) -> usize {
+    let h = match t {
+        Some((src, dst, sp, dp)) => {
+            let (lo, hi) = if src <= dst { (src, dst) } else { (dst, src) };
+            let (lp, hp) = if sp <= dp { (sp, dp) } else { (dp, sp) };
+            hasher.hash_one((lo, hi, u32::from(lp) << 16 | u32::from(hp)))
+        }
+        None => 0,
+    };
+    // Into 0..n by multiply and shift: a 64-bit division per packet costs more.
+    ((u128::from(h) * n as u128) >> 64) as usize
+}
 
 /// The tuple by a full decode (tunnels, VLAN stacks, every link type).
 fn decoded_tuple(link_type: i32, data: &[u8]) -> Option<Tuple> {
@@ -411,7 +428,7 @@ fn decoded_tuple(link_type: i32, data: &[u8]) -> Option<Tuple> {
         (L4::Udp(u), None) => (u.src_port, u.dst_port),
         (L4::Other(_), None) => (0, 0),
     };
-    Some((f.src, f.dst, sp, dp))
+    Some((addr_bits(f.src), addr_bits(f.dst), sp, dp))
 }
 
 /// The tuple of the common case read straight off the headers, without building a frame:
@@ -442,8 +459,8 @@ fn fast_tuple(link_type: i32, data: &[u8]) -> Option<Tuple> {
             if total < 20 {
                 return None;
             }
-            let src = IpAddr::V4(Ipv4Addr::new(h[12], h[13], h[14], h[15]));
-            let dst = IpAddr::V4(Ipv4Addr::new(h[16], h[17], h[18], h[19]));
+            let src = u128::from(u32::from_be_bytes([h[12], h[13], h[14], h[15]]));
+            let dst = u128::from(u32::from_be_bytes([h[16], h[17], h[18], h[19]]));
             (src, dst, h[9], l3.get(20..total.min(l3.len()))?)
         }
         0x86dd => {
@@ -458,7 +475,12 @@ fn fast_tuple(link_type: i32, data: &[u8]) -> Option<Tuple> {
             }
             let a: [u8; 16] = h[8..24].try_into().ok()?;
             let b: [u8; 16] = h[24..40].try_into().ok()?;
-            (IpAddr::V6(a.into()), IpAddr::V6(b.into()), h[6], payload)
+            (
+                u128::from_be_bytes(a),
+                u128::from_be_bytes(b),
+                h[6],
+                payload,
+            )
         }
         _ => return None,
     };
@@ -545,6 +567,27 @@ mod tests {
         tagged.extend_from_slice(&frame[12..]);
         assert_eq!(fast_tuple(1, &tagged), decoded_tuple(1, &tagged));
         assert!(fast_tuple(1, &tagged).is_some());
+    }
+
+    #[test]
+    fn both_directions_of_a_flow_pick_the_same_worker_and_flows_spread_evenly() {
+        let hasher = foldhash::fast::FixedState::with_seed(7);
+        let mut rng = crate::testutil::Rng(11);
+        let mut per_worker = [0usize; 4];
+        for i in 0..40_000 {
+            let a = u128::from(rng.next()) << if i % 2 == 0 { 0 } else { 64 };
+            let b = u128::from(rng.next() as u32);
+            let (sp, dp) = (rng.below(65536) as u16, rng.below(65536) as u16);
+            let w = pick(&hasher, 4, Some((a, b, sp, dp)));
+            assert_eq!(w, pick(&hasher, 4, Some((b, a, dp, sp))));
+            per_worker[w] += 1;
+        }
+        // Each of 4 workers gets a quarter of the flows, give or take.
+        assert!(
+            per_worker.iter().all(|&c| (9_000..11_000).contains(&c)),
+            "{per_worker:?}"
+        );
+        assert_eq!(pick(&hasher, 3, None), 0);
     }
 
     #[test]
