@@ -7,11 +7,10 @@
 //! on a full table paid four lookups. Here the index is 4 bytes a bucket (a slot number, the
 //! entry's distance from its home bucket, and the top bits of the hash in the bits left), so it
 //! stays small enough to be mostly cached (1 MB for a worker's default 131,072 flows), and a
-//! lookup touches the slab
-//! entry about once (the hash's top bits are compared before the key). Entries never move in
-//! the slab, so the eviction queue holds (slot, generation) handles and reaches its flow with
-//! no lookup at all. Deletion shifts the following entries of the probe run back (no
-//! tombstones), so the index never needs rehashing. No crate offers this combination (a
+//! lookup touches the slab entry about once (the hash's top bits are compared before the key).
+//! Entries never move in the slab, so the eviction queue holds (slot, generation) handles and
+//! reaches its flow with no lookup at all. Deletion shifts the following entries of the probe
+//! run back (no tombstones), so the index never needs rehashing. No crate offers this combination (a
 //! fixed-capacity slab, a compact index, slot handles with generations and backward-shift
 //! deletion), hence a small table of our own.
 //!
