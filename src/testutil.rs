@@ -20,6 +20,13 @@ impl Rng {
         self.next() % n
     }
 
+    /// Uniform in `0..n`, for picking a position in a slice of length `n`; 0 when
+    /// `n == 0` (so it also serves for lengths and counts that may be zero). Draws
+    /// once either way, so what follows does not depend on `n`.
+    pub fn index(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+
     /// True once in `one_in` draws on average.
     pub fn chance(&mut self, one_in: u64) -> bool {
         self.below(one_in) == 0

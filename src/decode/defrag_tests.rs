@@ -1,8 +1,9 @@
 //! Unit tests of `defrag`, compiled only as its `#[cfg(test)]` module (see defrag.rs).
 //! Reassembly tests: in order, reversed, overlapping, timeouts, caps; IPv4 and IPv6.
 
-use super::super::net::{self, L4, decode, decode_l4};
+use super::super::net::{L4, decode, decode_l4};
 use super::*;
+use crate::testutil::Rng;
 
 const A: [u8; 4] = [10, 0, 0, 1];
 const B: [u8; 4] = [10, 0, 0, 2];
@@ -235,7 +236,7 @@ fn random_fragment_storm_stays_bounded() {
         ..Limits::default()
     };
     let mut df = Defrag::new(lim);
-    let mut rng = net::tests::Rng(42);
+    let mut rng = Rng(42);
     let data = [0xabu8; 1480];
     for i in 0..100_000u64 {
         let id = (rng.next() % 200) as u16;

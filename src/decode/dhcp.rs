@@ -656,6 +656,7 @@ pub fn fuzz_dhcp(data: &[u8]) {
 )]
 mod tests {
     use super::*;
+    use crate::testutil::Rng;
 
     fn unhex(s: &str) -> Vec<u8> {
         (0..s.len())
@@ -1056,35 +1057,22 @@ mod tests {
         assert!(m.events.contains(Events::BAD_OPTION) && m.events.contains(Events::NO_END));
     }
 
-    struct XorShift(u64);
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
-
     #[test]
     fn random_mutations_never_panic() {
         let seeds = real();
-        let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
         let mut decoded = 0;
         for _ in 0..20_000 {
-            let mut buf = seeds[rng.below(seeds.len())].clone();
-            for _ in 0..1 + rng.below(6) {
+            let mut buf = seeds[rng.index(seeds.len())].clone();
+            for _ in 0..1 + rng.index(6) {
                 if buf.len() <= MIN_LEN {
                     break;
                 }
-                let at = MIN_LEN + rng.below(buf.len() - MIN_LEN);
-                match rng.below(4) {
+                let at = MIN_LEN + rng.index(buf.len() - MIN_LEN);
+                match rng.index(4) {
                     0 => buf[at] = rng.next() as u8,
                     1 => buf[at] = 255,
-                    2 => buf[at] = [12, 50, 52, 53, 81][rng.below(5)],
+                    2 => buf[at] = [12, 50, 52, 53, 81][rng.index(5)],
                     _ => buf.truncate(at),
                 }
             }

@@ -1279,6 +1279,7 @@ mod reference;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::Rng;
     use std::time::{Duration, Instant};
 
     /// One entry of a section, by index (panics when there are fewer).
@@ -1837,19 +1838,6 @@ mod tests {
         assert_eq!(types, [65, 64, 1]);
     }
 
-    struct XorShift(u64);
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n.max(1) as u64) as usize
-        }
-    }
-
     fn check_invariants(buf: &[u8]) {
         let _ = looks_like_dns(buf);
         if let Ok(m) = parse(buf) {
@@ -1869,34 +1857,34 @@ mod tests {
     #[test]
     fn fuzz_no_panic() {
         let seeds = fixtures();
-        let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
         let mut buf = Vec::with_capacity(1024);
         for i in 0..300_000 {
             buf.clear();
             if i % 4 == 0 {
                 // random bytes behind a plausible header
-                let len = rng.below(300);
+                let len = rng.index(300);
                 buf.extend((0..len).map(|_| rng.next() as u8));
                 if buf.len() >= HEADER_LEN {
                     buf[4..12].copy_from_slice(&[
                         0,
                         1,
                         0,
-                        rng.below(8) as u8,
+                        rng.index(8) as u8,
                         0,
-                        rng.below(4) as u8,
+                        rng.index(4) as u8,
                         0,
-                        rng.below(4) as u8,
+                        rng.index(4) as u8,
                     ]);
                 }
             } else {
-                buf.extend_from_slice(&seeds[rng.below(seeds.len())]);
-                for _ in 0..1 + rng.below(4) {
-                    let at = rng.below(buf.len());
-                    match rng.below(5) {
+                buf.extend_from_slice(&seeds[rng.index(seeds.len())]);
+                for _ in 0..1 + rng.index(4) {
+                    let at = rng.index(buf.len());
+                    match rng.index(5) {
                         0 => buf[at] = rng.next() as u8,
-                        1 => buf[at] = 0xc0 | (rng.below(4) as u8),
-                        2 => buf[at] = rng.below(64) as u8,
+                        1 => buf[at] = 0xc0 | (rng.index(4) as u8),
+                        2 => buf[at] = rng.index(64) as u8,
                         3 => buf.truncate(at),
                         _ => {
                             let extra = rng.next() as u8;
@@ -2013,34 +2001,34 @@ mod tests {
     /// decoder (lengths, label types, pointers to the first name, to earlier or later
     /// offsets, to themselves), header counts, truncation, insertions, deletions and
     /// pieces spliced in from `other`.
-    fn mutate(rng: &mut XorShift, buf: &mut Vec<u8>, other: &[u8]) {
-        for _ in 0..1 + rng.below(4) {
+    fn mutate(rng: &mut Rng, buf: &mut Vec<u8>, other: &[u8]) {
+        for _ in 0..1 + rng.index(4) {
             if buf.is_empty() {
                 return;
             }
-            let at = rng.below(buf.len());
-            match rng.below(11) {
-                0 => buf[at] ^= 1 << rng.below(8),
+            let at = rng.index(buf.len());
+            match rng.index(11) {
+                0 => buf[at] ^= 1 << rng.index(8),
                 1 => buf[at] = rng.next() as u8,
                 2 => buf.truncate(at),
                 3 | 4 => {
-                    let target = match rng.below(5) {
+                    let target = match rng.index(5) {
                         0 => HEADER_LEN,
-                        1 => rng.below(at + 1),
+                        1 => rng.index(at + 1),
                         2 => at,
-                        3 => at + 1 + rng.below(16),
-                        _ => rng.below(0x4000),
+                        3 => at + 1 + rng.index(16),
+                        _ => rng.index(0x4000),
                     };
                     buf[at] = 0xc0 | ((target >> 8) & 0x3f) as u8;
                     if let Some(lo) = buf.get_mut(at + 1) {
                         *lo = target as u8;
                     }
                 }
-                5 => buf[at] = rng.below(64) as u8,
-                6 => buf[at] = [0x00, 0x3f, 0x40, 0x80, 0xc0, 0x20, 0x7f, 0xff][rng.below(8)],
+                5 => buf[at] = rng.index(64) as u8,
+                6 => buf[at] = [0x00, 0x3f, 0x40, 0x80, 0xc0, 0x20, 0x7f, 0xff][rng.index(8)],
                 7 => {
-                    let field = 4 + 2 * rng.below(4);
-                    let v: u16 = [0, 1, 2, 3, 15, 16, 17, 255, 256, 257, 0xffff][rng.below(11)];
+                    let field = 4 + 2 * rng.index(4);
+                    let v: u16 = [0, 1, 2, 3, 15, 16, 17, 255, 256, 257, 0xffff][rng.index(11)];
                     if let Some(f) = buf.get_mut(field..field + 2) {
                         f.copy_from_slice(&v.to_be_bytes());
                     }
@@ -2050,8 +2038,8 @@ mod tests {
                     buf.remove(at);
                 }
                 _ => {
-                    let from = rng.below(other.len());
-                    let len = rng.below(40).min(other.len() - from);
+                    let from = rng.index(other.len());
+                    let len = rng.index(40).min(other.len() - from);
                     let piece = other[from..from + len].to_vec();
                     buf.splice(at..at, piece);
                 }
@@ -2062,31 +2050,31 @@ mod tests {
     /// Appends a random name: labels (mostly short and printable, sometimes up to 63
     /// bytes of anything), then the root or a pointer to a label written earlier.
     /// Records where each label starts in `labels`.
-    fn random_name(rng: &mut XorShift, m: &mut Vec<u8>, labels: &mut Vec<usize>) {
-        let count = match rng.below(8) {
+    fn random_name(rng: &mut Rng, m: &mut Vec<u8>, labels: &mut Vec<usize>) {
+        let count = match rng.index(8) {
             0 => 0,
-            1 => 20 + rng.below(110),
-            _ => rng.below(5),
+            1 => 20 + rng.index(110),
+            _ => rng.index(5),
         };
         for _ in 0..count {
-            let len = 1 + if rng.below(6) == 0 {
-                rng.below(63)
+            let len = 1 + if rng.index(6) == 0 {
+                rng.index(63)
             } else {
-                rng.below(8)
+                rng.index(8)
             };
             labels.push(m.len());
             m.push(len as u8);
             for _ in 0..len {
-                m.push(match rng.below(20) {
+                m.push(match rng.index(20) {
                     0 => rng.next() as u8,
-                    _ => b'a' + rng.below(26) as u8,
+                    _ => b'a' + rng.index(26) as u8,
                 });
             }
         }
-        if labels.is_empty() || rng.below(4) == 0 {
+        if labels.is_empty() || rng.index(4) == 0 {
             m.push(0);
         } else {
-            let target = labels[rng.below(labels.len())];
+            let target = labels[rng.index(labels.len())];
             m.extend_from_slice(&(0xc000 | target as u16).to_be_bytes());
         }
     }
@@ -2094,17 +2082,17 @@ mod tests {
     /// A message made to exercise compression: every name may point into any name
     /// before it (so pointer chains grow deep and names long), records of every
     /// rendered rdata type, counts that may not match.
-    fn random_message(rng: &mut XorShift) -> Vec<u8> {
-        let records = rng.below(40);
-        let (an, ns) = (rng.below(records + 1), rng.below(4));
+    fn random_message(rng: &mut Rng) -> Vec<u8> {
+        let records = rng.index(40);
+        let (an, ns) = (rng.index(records + 1), rng.index(4));
         let mut m = msg(
             [
                 rng.next() as u16,
                 0x8180,
-                1 + rng.below(2) as u16,
+                1 + rng.index(2) as u16,
                 an as u16,
                 ns as u16,
-                (records - an) as u16 + rng.below(2) as u16,
+                (records - an) as u16 + rng.index(2) as u16,
             ],
             &[],
         );
@@ -2113,27 +2101,27 @@ mod tests {
         m.extend_from_slice(Q_A);
         for _ in 0..records + ns {
             random_name(rng, &mut m, &mut labels);
-            let rrtype: u16 = [1, 2, 5, 6, 12, 15, 16, 28, 33, 41, 65, 99][rng.below(12)];
+            let rrtype: u16 = [1, 2, 5, 6, 12, 15, 16, 28, 33, 41, 65, 99][rng.index(12)];
             m.extend_from_slice(&rrtype.to_be_bytes());
             m.extend_from_slice(&[0, 1, 0, 0, 0x0e, 0x10]);
             let len_at = m.len();
             m.extend_from_slice(&[0, 0]);
             let start = m.len();
             match rrtype {
-                1 => m.extend((0..[4, 4, 4, 3, 5][rng.below(5)]).map(|_| rng.next() as u8)),
+                1 => m.extend((0..[4, 4, 4, 3, 5][rng.index(5)]).map(|_| rng.next() as u8)),
                 28 => {
                     for _ in 0..8 {
-                        let seg: u16 = match rng.below(4) {
+                        let seg: u16 = match rng.index(4) {
                             0 | 1 => 0,
-                            2 => rng.below(0x100) as u16,
+                            2 => rng.index(0x100) as u16,
                             _ => rng.next() as u16,
                         };
                         m.extend_from_slice(&seg.to_be_bytes());
                     }
                 }
                 16 => {
-                    for _ in 0..rng.below(4) {
-                        let len = rng.below(40);
+                    for _ in 0..rng.index(4) {
+                        let len = rng.index(40);
                         m.push(len as u8);
                         m.extend((0..len).map(|_| rng.next() as u8));
                     }
@@ -2147,10 +2135,10 @@ mod tests {
                     m.extend((0..skip).map(|_| rng.next() as u8));
                     random_name(rng, &mut m, &mut labels);
                 }
-                _ => m.extend((0..rng.below(12)).map(|_| rng.next() as u8)),
+                _ => m.extend((0..rng.index(12)).map(|_| rng.next() as u8)),
             }
             let rdlen = (m.len() - start) as u16;
-            let rdlen = if rng.below(10) == 0 {
+            let rdlen = if rng.index(10) == 0 {
                 rdlen.wrapping_sub(1)
             } else {
                 rdlen
@@ -2201,14 +2189,14 @@ mod tests {
             same_as_reference(p, &format_args!("payload {i}"));
         }
 
-        let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
         let mut buf = Vec::with_capacity(2048);
         let mutants = (400_000 / seeds.len()).clamp(20, 400);
         for (i, seed) in seeds.iter().enumerate() {
             for j in 0..mutants {
                 buf.clear();
                 buf.extend_from_slice(seed);
-                let other = &seeds[rng.below(seeds.len())];
+                let other = &seeds[rng.index(seeds.len())];
                 mutate(&mut rng, &mut buf, other);
                 same_as_reference(&buf, &format_args!("mutant {j} of payload {i}"));
             }
@@ -2216,7 +2204,7 @@ mod tests {
         for i in 0..100_000 {
             let mut m = random_message(&mut rng);
             same_as_reference(&m, &format_args!("generated message {i}"));
-            let other = &seeds[rng.below(seeds.len())];
+            let other = &seeds[rng.index(seeds.len())];
             mutate(&mut rng, &mut m, other);
             same_as_reference(&m, &format_args!("mutated generated message {i}"));
         }
@@ -2295,7 +2283,7 @@ mod tests {
     #[test]
     fn address_text_matches_std() {
         use std::net::{Ipv4Addr, Ipv6Addr};
-        let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
         let text = |push: &dyn Fn(&mut String)| {
             let mut s = String::new();
             push(&mut s);
@@ -2308,10 +2296,10 @@ mod tests {
         for i in 0..300_000u32 {
             let mut b = [0u8; 16];
             for seg in b.chunks_exact_mut(2) {
-                let v: u16 = match rng.below(5) {
+                let v: u16 = match rng.index(5) {
                     0 | 1 => 0,
-                    2 => rng.below(0x10) as u16,
-                    3 => rng.below(0x1000) as u16,
+                    2 => rng.index(0x10) as u16,
+                    3 => rng.index(0x1000) as u16,
                     _ => rng.next() as u16,
                 };
                 seg.copy_from_slice(&v.to_be_bytes());

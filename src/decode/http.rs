@@ -1424,6 +1424,7 @@ mod tests {
         assert_eq!(escape("caf\u{e9}".as_bytes()), "caf\u{e9}");
     }
     use super::*;
+    use crate::testutil::Rng;
 
     /// Feeds `data` in pieces of `chunk` bytes the way the caller does
     /// (keeping unconsumed bytes), returning what was found and the last verdict.
@@ -1759,21 +1760,6 @@ mod tests {
         assert_eq!(Error::HeadTooLong.reason(), "head_too_long");
     }
 
-    /// xorshift64*: a tiny deterministic PRNG, no extra crates.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n.max(1) as u64) as usize
-        }
-    }
-
     const SEEDS: &[&[u8]] = &[
         b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n",
         b"POST /p HTTP/1.1\r\nContent-Length: 4\r\n\r\nabcd",
@@ -1811,25 +1797,25 @@ mod tests {
 
     fn mutated(rng: &mut Rng) -> Vec<u8> {
         let mut data = Vec::new();
-        for _ in 0..1 + rng.below(4) {
-            data.extend_from_slice(SEEDS[rng.below(SEEDS.len())]);
+        for _ in 0..1 + rng.index(4) {
+            data.extend_from_slice(SEEDS[rng.index(SEEDS.len())]);
         }
-        for _ in 0..rng.below(6) {
-            let at = rng.below(data.len() + 1);
-            match rng.below(4) {
+        for _ in 0..rng.index(6) {
+            let at = rng.index(data.len() + 1);
+            match rng.index(4) {
                 0 => data.insert(at, rng.next() as u8),
                 1 if at < data.len() => {
                     data.remove(at);
                 }
                 2 if at < data.len() => data[at] = rng.next() as u8,
                 _ => {
-                    let t = TOKENS[rng.below(TOKENS.len())];
+                    let t = TOKENS[rng.index(TOKENS.len())];
                     data.splice(at..at, t.iter().copied());
                 }
             }
         }
-        if rng.below(50) == 0 {
-            data.resize(data.len() + rng.below(40_000), b'a');
+        if rng.index(50) == 0 {
+            data.resize(data.len() + rng.index(40_000), b'a');
         }
         data
     }
@@ -1846,8 +1832,8 @@ mod tests {
         let mut out = Vec::new();
         let mut at = 0;
         while at < data.len() {
-            let n = 1 + rng.below(64.min(data.len() - at).max(1));
-            if rng.below(200) == 0 {
+            let n = 1 + rng.index(64.min(data.len() - at).max(1));
+            if rng.index(200) == 0 {
                 held.clear();
                 gap();
                 at += n;
@@ -1895,7 +1881,7 @@ mod tests {
                 || c_ptr.borrow_mut().gap(),
             );
             let mut s = ServerParser::new();
-            s.request_method(["GET", "HEAD", "CONNECT"][rng.below(3)]);
+            s.request_method(["GET", "HEAD", "CONNECT"][rng.index(3)]);
             let s_ptr = std::cell::RefCell::new(&mut s);
             responses += drive_random(
                 &mut rng,
@@ -1911,7 +1897,7 @@ mod tests {
         );
         // Pure noise, too.
         for _ in 0..rounds / 2 {
-            let len = rng.below(300);
+            let len = rng.index(300);
             let data: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
             let mut out = Vec::new();
             let _ = ClientParser::new().feed(&data, &mut out);
@@ -1922,7 +1908,7 @@ mod tests {
 
     // ---- Differential tests against the previous implementation (`super::reference`).
 
-    use crate::decode::test_streams::{self, Rng as StreamRng};
+    use crate::decode::test_streams;
 
     /// One direction's parser, new or old, behind one interface.
     trait Direction {
@@ -2067,21 +2053,21 @@ mod tests {
 
     /// Plans for one input: all at once, at the given segment boundaries, in small and in
     /// large random pieces with occasional gaps and request methods.
-    fn plans(rng: &mut StreamRng, len: usize, segments: &[usize]) -> Vec<Vec<Step>> {
+    fn plans(rng: &mut Rng, len: usize, segments: &[usize]) -> Vec<Vec<Step>> {
         let methods = ["GET", "HEAD", "CONNECT", "POST", "get"];
         let mut random = |max: usize| {
             let mut plan = Vec::new();
             let mut left = len;
-            for _ in 0..rng.below(3) {
-                plan.push(Step::Method(methods[rng.below(methods.len())]));
+            for _ in 0..rng.index(3) {
+                plan.push(Step::Method(methods[rng.index(methods.len())]));
             }
             while left > 0 {
-                let n = (1 + rng.below(max)).min(left);
+                let n = (1 + rng.index(max)).min(left);
                 left -= n;
                 plan.push(Step::Data(n));
-                match rng.below(100) {
+                match rng.index(100) {
                     0 => plan.push(Step::Gap),
-                    1..=9 => plan.push(Step::Method(methods[rng.below(methods.len())])),
+                    1..=9 => plan.push(Step::Method(methods[rng.index(methods.len())])),
                     _ => {}
                 }
             }
@@ -2169,20 +2155,20 @@ mod tests {
 
     /// A run of messages from the vocabularies above: mixed line endings, bodies that match
     /// the framing or not, chunked bodies, junk between messages.
-    fn generated(rng: &mut StreamRng) -> Vec<u8> {
+    fn generated(rng: &mut Rng) -> Vec<u8> {
         let mut m = Vec::new();
-        for _ in 0..1 + rng.below(4) {
-            let eol: &[u8] = if rng.below(4) == 0 { b"\n" } else { b"\r\n" };
-            m.extend_from_slice(START_LINES[rng.below(START_LINES.len())]);
+        for _ in 0..1 + rng.index(4) {
+            let eol: &[u8] = if rng.index(4) == 0 { b"\n" } else { b"\r\n" };
+            m.extend_from_slice(START_LINES[rng.index(START_LINES.len())]);
             m.extend_from_slice(eol);
-            for _ in 0..rng.below(12) {
-                m.extend_from_slice(LINES[rng.below(LINES.len())]);
-                m.extend_from_slice(if rng.below(10) == 0 { b"\n" } else { eol });
+            for _ in 0..rng.index(12) {
+                m.extend_from_slice(LINES[rng.index(LINES.len())]);
+                m.extend_from_slice(if rng.index(10) == 0 { b"\n" } else { eol });
             }
-            if rng.below(8) != 0 {
+            if rng.index(8) != 0 {
                 m.extend_from_slice(eol);
             }
-            match rng.below(6) {
+            match rng.index(6) {
                 0 => m.extend_from_slice(b"hello"),
                 1 => m.extend_from_slice(b"5\r\nhello\r\n0\r\n\r\n"),
                 2 => m.extend_from_slice(b"5;x=1\r\nhello\r\n0\r\nT: 1\r\n\r\n"),
@@ -2195,30 +2181,30 @@ mod tests {
 
     /// A random change to a stream: the mutations of the robustness test plus header lines
     /// and line ends put in, and pieces of another stream spliced in.
-    fn mutate_stream(rng: &mut StreamRng, data: &mut Vec<u8>, other: &[u8]) {
-        for _ in 0..1 + rng.below(5) {
-            let at = rng.below(data.len() + 1);
-            match rng.below(8) {
+    fn mutate_stream(rng: &mut Rng, data: &mut Vec<u8>, other: &[u8]) {
+        for _ in 0..1 + rng.index(5) {
+            let at = rng.index(data.len() + 1);
+            match rng.index(8) {
                 0 => data.insert(at, rng.next() as u8),
                 1 if at < data.len() => {
                     data.remove(at);
                 }
                 2 if at < data.len() => data[at] = rng.next() as u8,
                 3 => {
-                    let t = TOKENS[rng.below(TOKENS.len())];
+                    let t = TOKENS[rng.index(TOKENS.len())];
                     data.splice(at..at, t.iter().copied());
                 }
                 4 => {
-                    let mut line = LINES[rng.below(LINES.len())].to_vec();
+                    let mut line = LINES[rng.index(LINES.len())].to_vec();
                     line.extend_from_slice(b"\r\n");
                     data.splice(at..at, line);
                 }
                 5 if at < data.len() => {
-                    data[at] = [b'\r', b'\n', b' ', b':', b'\t', 0, b'/', b'H'][rng.below(8)];
+                    data[at] = [b'\r', b'\n', b' ', b':', b'\t', 0, b'/', b'H'][rng.index(8)];
                 }
                 6 if !other.is_empty() => {
-                    let from = rng.below(other.len());
-                    let len = rng.below(200).min(other.len() - from);
+                    let from = rng.index(other.len());
+                    let len = rng.index(200).min(other.len() - from);
                     let piece = other[from..from + len].to_vec();
                     data.splice(at..at, piece);
                 }
@@ -2248,7 +2234,7 @@ mod tests {
             "too few HTTP streams: {}",
             streams.len()
         );
-        let mut rng = StreamRng(0x0ddc_0ffe_e15b_ad5e);
+        let mut rng = Rng(0x0ddc_0ffe_e15b_ad5e);
         for (i, (data, segments)) in streams.iter().enumerate() {
             for plan in plans(&mut rng, data.len(), segments) {
                 same_both_ways(data, &plan, &format!("stream {i}"));
@@ -2262,7 +2248,7 @@ mod tests {
         for (i, seed) in seeds.iter().enumerate() {
             for j in 0..200 {
                 let mut data = seed.clone();
-                let other = &seeds[rng.below(seeds.len())];
+                let other = &seeds[rng.index(seeds.len())];
                 mutate_stream(&mut rng, &mut data, other);
                 let whole = [data.len()];
                 for plan in plans(&mut rng, data.len(), &whole) {
@@ -2272,8 +2258,8 @@ mod tests {
         }
         for i in 0..40_000 {
             let mut data = generated(&mut rng);
-            if rng.below(2) == 0 {
-                let other = &seeds[rng.below(seeds.len())];
+            if rng.index(2) == 0 {
+                let other = &seeds[rng.index(seeds.len())];
                 mutate_stream(&mut rng, &mut data, other);
             }
             let whole = [data.len()];

@@ -9,6 +9,7 @@
 )]
 
 use super::*;
+use crate::testutil::Rng;
 
 fn unhex(s: &str) -> Vec<u8> {
     (0..s.len())
@@ -542,36 +543,23 @@ fn long_form_lengths_and_negative_integers() {
     assert!(m.events.contains(Events::BAD_FIELD));
 }
 
-struct XorShift(u64);
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 #[test]
 fn random_mutations_never_panic() {
     let seeds = reals();
-    let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
     let mut decoded = 0;
     for _ in 0..20_000 {
-        let (mut buf, tcp) = seeds[rng.below(seeds.len())].clone();
-        for _ in 0..1 + rng.below(4) {
+        let (mut buf, tcp) = seeds[rng.index(seeds.len())].clone();
+        for _ in 0..1 + rng.index(4) {
             if buf.is_empty() {
                 break;
             }
-            let at = rng.below(buf.len());
-            match rng.below(5) {
+            let at = rng.index(buf.len());
+            match rng.index(5) {
                 0 => buf[at] = rng.next() as u8,
-                1 => buf[at] = [0x80, 0x84, 0x85, 0xff, 0x00][rng.below(5)],
-                2 => buf[at] = [0x30, 0x1b, 0x02, 0xa1, 0x6a][rng.below(5)],
-                3 => buf[at] ^= 1 << rng.below(8),
+                1 => buf[at] = [0x80, 0x84, 0x85, 0xff, 0x00][rng.index(5)],
+                2 => buf[at] = [0x30, 0x1b, 0x02, 0xa1, 0x6a][rng.index(5)],
+                3 => buf[at] ^= 1 << rng.index(8),
                 _ => buf.truncate(at),
             }
         }

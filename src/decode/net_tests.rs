@@ -3,6 +3,7 @@
 //! pseudo-random robustness runs.
 
 use super::*;
+use crate::testutil::Rng;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 const A: [u8; 4] = [10, 0, 0, 1];
@@ -690,23 +691,6 @@ fn error_reasons_are_snake_case() {
     }
 }
 
-/// Tiny xorshift64 PRNG (no extra crates).
-pub(crate) struct Rng(pub u64);
-
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
 #[test]
 fn random_and_mutated_frames_never_panic() {
     let fx = fixtures();
@@ -721,25 +705,25 @@ fn random_and_mutated_frames_never_panic() {
         let lt;
         if i % 4 == 0 {
             // Pure noise under a random link type.
-            lt = link_types[rng.below(link_types.len())];
-            let n = rng.below(200);
+            lt = link_types[rng.index(link_types.len())];
+            let n = rng.index(200);
             buf.extend((0..n).map(|_| rng.next() as u8));
         } else {
             // Mutated fixture: flip bytes, sometimes truncate or extend.
-            let (flt, bytes) = &fx[rng.below(fx.len())];
-            lt = if rng.below(10) == 0 {
-                link_types[rng.below(link_types.len())]
+            let (flt, bytes) = &fx[rng.index(fx.len())];
+            lt = if rng.index(10) == 0 {
+                link_types[rng.index(link_types.len())]
             } else {
                 *flt
             };
             buf.extend_from_slice(bytes);
-            for _ in 0..1 + rng.below(4) {
-                let at = rng.below(buf.len());
+            for _ in 0..1 + rng.index(4) {
+                let at = rng.index(buf.len());
                 buf[at] = rng.next() as u8;
             }
-            match rng.below(4) {
-                0 => buf.truncate(rng.below(buf.len() + 1)),
-                1 => buf.extend((0..rng.below(64)).map(|_| rng.next() as u8)),
+            match rng.index(4) {
+                0 => buf.truncate(rng.index(buf.len() + 1)),
+                1 => buf.extend((0..rng.index(64)).map(|_| rng.next() as u8)),
                 _ => {}
             }
         }

@@ -1593,7 +1593,8 @@ mod tests {
 
     // ---- Differential tests against the previous implementation (`super::reference`).
 
-    use crate::decode::test_streams::{self, Rng};
+    use crate::decode::test_streams;
+    use crate::testutil::Rng;
 
     /// Asserts that every entry point answers on `buf` what the reference answers.
     fn same_as_reference(buf: &[u8], what: &dyn std::fmt::Display) {
@@ -1656,23 +1657,23 @@ mod tests {
 
     /// A value for a u16 list: GREASE, anything, or a common one.
     fn list_value(rng: &mut Rng) -> u16 {
-        match rng.below(5) {
-            0 => 0x0a0a + 0x1010 * rng.below(16) as u16,
+        match rng.index(5) {
+            0 => 0x0a0a + 0x1010 * rng.index(16) as u16,
             1 => rng.next() as u16,
             _ => [
                 0x1301, 0x1302, 0x1303, 0xc02b, 0xc02f, 0x009c, 0x002f, 0x0035, 0x001d, 0x0017,
                 0x0304, 0x0303, 0x0403, 0x0804, 0x0000, 0x0010, 0x000a, 0xff01,
-            ][rng.below(18)],
+            ][rng.index(18)],
         }
     }
 
     /// Up to `max - 1` bytes, mostly letters.
     fn random_bytes(rng: &mut Rng, max: usize) -> Vec<u8> {
-        let n = rng.below(max);
+        let n = rng.index(max);
         (0..n)
-            .map(|_| match rng.below(4) {
+            .map(|_| match rng.index(4) {
                 0 => rng.next() as u8,
-                _ => b'a' + rng.below(26) as u8,
+                _ => b'a' + rng.index(26) as u8,
             })
             .collect()
     }
@@ -1681,19 +1682,19 @@ mod tests {
     /// writer's buffer), random and repeated extensions, odd SNI and ALPN bytes, sometimes
     /// malformed extension contents; as one record, or cut over several.
     fn random_hello(rng: &mut Rng) -> Vec<u8> {
-        let n_ciphers = [0, 1, 3, 20, 60, 200][rng.below(6)];
+        let n_ciphers = [0, 1, 3, 20, 60, 200][rng.index(6)];
         let ciphers: Vec<u16> = (0..n_ciphers).map(|_| list_value(rng)).collect();
         let mut exts = Vec::new();
-        for _ in 0..rng.below(30) {
+        for _ in 0..rng.index(30) {
             let list = |rng: &mut Rng, max: usize| -> Vec<u16> {
-                (0..rng.below(max)).map(|_| list_value(rng)).collect()
+                (0..rng.index(max)).map(|_| list_value(rng)).collect()
             };
-            let e = match rng.below(12) {
+            let e = match rng.index(12) {
                 0 => {
                     let mut names = Vec::new();
-                    for _ in 0..1 + rng.below(3) {
+                    for _ in 0..1 + rng.index(3) {
                         let name = random_bytes(rng, 20);
-                        names.push(if rng.below(5) == 0 { 1 } else { 0 });
+                        names.push(if rng.index(5) == 0 { 1 } else { 0 });
                         names.extend_from_slice(&(name.len() as u16).to_be_bytes());
                         names.extend(name);
                     }
@@ -1703,7 +1704,7 @@ mod tests {
                 }
                 1 => {
                     let mut l = Vec::new();
-                    for _ in 0..rng.below(20) {
+                    for _ in 0..rng.index(20) {
                         let name = random_bytes(rng, 10);
                         l.push(name.len() as u8);
                         l.extend(name);
@@ -1724,18 +1725,18 @@ mod tests {
                 6 => ext(list_value(rng), &random_bytes(rng, 8)),
                 7 => ext(rng.next() as u16, &random_bytes(rng, 8)),
                 8 => ext(
-                    [0, 10, 11, 13, 16, 43, 51, 5][rng.below(8)],
+                    [0, 10, 11, 13, 16, 43, 51, 5][rng.index(8)],
                     &random_bytes(rng, 6),
                 ),
                 9 => ext(51, &[0, 6, 0, 0x1d, 0, 2, 1, 2]),
-                10 => ext(21, &vec![0; rng.below(300)]),
-                _ => ext(0x0a0a + 0x1010 * rng.below(16) as u16, &[]),
+                10 => ext(21, &vec![0; rng.index(300)]),
+                _ => ext(0x0a0a + 0x1010 * rng.index(16) as u16, &[]),
             };
             exts.push(e);
         }
-        let version = [0x0303, 0x0301, 0x0300, 0x0304, 0x0002, 0xfefd, 0x7f12][rng.below(7)];
+        let version = [0x0303, 0x0301, 0x0300, 0x0304, 0x0002, 0xfefd, 0x7f12][rng.index(7)];
         let mut body = client_body(version, &ciphers, &exts);
-        if rng.below(10) == 0 {
+        if rng.index(10) == 0 {
             // No extension block at all.
             let cut = 2 + 32 + 1 + 2 + 2 * ciphers.len() + 2;
             body.truncate(cut);
@@ -1744,8 +1745,8 @@ mod tests {
         let mut out = Vec::new();
         let mut at = 0;
         while at < msg.len() {
-            let n = if rng.below(3) == 0 {
-                1 + rng.below(300)
+            let n = if rng.index(3) == 0 {
+                1 + rng.index(300)
             } else {
                 msg.len()
             };
@@ -1753,7 +1754,7 @@ mod tests {
             out.extend(record(22, &msg[at..end]));
             at = end;
         }
-        if rng.below(3) == 0 {
+        if rng.index(3) == 0 {
             out.extend(record(20, &[1]));
         }
         out
@@ -1762,16 +1763,16 @@ mod tests {
     /// A random change: bit flips, byte values that matter (lengths, types), truncation,
     /// insertions, deletions, pieces of another input spliced in.
     fn mutate(rng: &mut Rng, buf: &mut Vec<u8>, other: &[u8]) {
-        for _ in 0..1 + rng.below(4) {
+        for _ in 0..1 + rng.index(4) {
             if buf.is_empty() {
                 return;
             }
-            let at = rng.below(buf.len());
-            match rng.below(8) {
-                0 => buf[at] ^= 1 << rng.below(8),
+            let at = rng.index(buf.len());
+            match rng.index(8) {
+                0 => buf[at] ^= 1 << rng.index(8),
                 1 => buf[at] = rng.next() as u8,
                 2 => buf.truncate(at),
-                3 => buf[at] = [0, 1, 2, 0x16, 0x03, 0x0a, 0x7f, 0xff][rng.below(8)],
+                3 => buf[at] = [0, 1, 2, 0x16, 0x03, 0x0a, 0x7f, 0xff][rng.index(8)],
                 4 => buf.insert(at, rng.next() as u8),
                 5 => {
                     buf.remove(at);
@@ -1784,8 +1785,8 @@ mod tests {
                     }
                 }
                 _ if !other.is_empty() => {
-                    let from = rng.below(other.len());
-                    let len = rng.below(40).min(other.len() - from);
+                    let from = rng.index(other.len());
+                    let len = rng.index(40).min(other.len() - from);
                     let piece = other[from..from + len].to_vec();
                     buf.splice(at..at, piece);
                 }
@@ -1833,7 +1834,7 @@ mod tests {
             for j in 0..300 {
                 buf.clear();
                 buf.extend_from_slice(hello);
-                let other = &seeds[rng.below(seeds.len())];
+                let other = &seeds[rng.index(seeds.len())];
                 mutate(&mut rng, &mut buf, other);
                 same_walk(&buf, &format_args!("mutant {j} of stream {i}"));
             }
@@ -1841,7 +1842,7 @@ mod tests {
         for i in 0..30_000 {
             let mut h = random_hello(&mut rng);
             same_walk(&h, &format_args!("generated hello {i}"));
-            let other = &seeds[rng.below(seeds.len())];
+            let other = &seeds[rng.index(seeds.len())];
             mutate(&mut rng, &mut h, other);
             same_walk(&h, &format_args!("mutated generated hello {i}"));
         }
