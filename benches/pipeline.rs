@@ -17,21 +17,28 @@ use crosswire::pipeline;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Runs `f` repeatedly for at least `min` and at least `MIN_RUNS` times and returns the best
-/// (fastest) packets/s. Every figure (the floor included) is measured the same way; the best
-/// run is the one least disturbed by other work on a shared machine.
-fn measure(min: Duration, packets: u64, mut f: impl FnMut()) -> f64 {
+/// Runs the figures `fs` in rounds (each once per round, in turn) until every one has run at
+/// least `MIN_RUNS` times and for at least `min` in all, and returns each one's best (fastest)
+/// packets/s. Every figure (the floor included) is measured the same way. Taking turns puts
+/// every figure under the same conditions: a burst of other work on a shared machine slows a
+/// round or two of each, not all the runs of one, and the best run of each is the one least
+/// disturbed.
+fn measure<const N: usize>(min: Duration, packets: u64, mut fs: [&mut dyn FnMut(); N]) -> [f64; N] {
     const MIN_RUNS: u32 = 5;
-    let start = Instant::now();
-    let mut best = f64::MAX;
-    let mut runs = 0;
-    while start.elapsed() < min || runs < MIN_RUNS {
-        let t = Instant::now();
-        f();
-        best = best.min(t.elapsed().as_secs_f64());
-        runs += 1;
+    let mut best = [f64::MAX; N];
+    let mut spent = [Duration::ZERO; N];
+    let mut rounds = 0;
+    while rounds < MIN_RUNS || spent.iter().any(|&s| s < min) {
+        for ((f, b), s) in fs.iter_mut().zip(&mut best).zip(&mut spent) {
+            let t = Instant::now();
+            f();
+            let d = t.elapsed();
+            *b = b.min(d.as_secs_f64());
+            *s += d;
+        }
+        rounds += 1;
     }
-    packets as f64 / best
+    best.map(|b| packets as f64 / b)
 }
 
 /// The floor: libpcap reading every packet and touching its bytes.
@@ -133,15 +140,16 @@ fn main() {
             eprintln!("{}: no packets", path.display());
             continue;
         }
-        let floor = measure(min, packets, || {
+        let mut floor_run = || {
             std::hint::black_box(libpcap_loop(&path));
-        });
-        let one = measure(min, packets, || {
+        };
+        let mut one_run = || {
             std::hint::black_box(crosswire_replay(&path, 1));
-        });
-        let all = measure(min, packets, || {
+        };
+        let mut all_run = || {
             std::hint::black_box(crosswire_replay(&path, cores));
-        });
+        };
+        let [floor, one, all] = measure(min, packets, [&mut floor_run, &mut one_run, &mut all_run]);
         println!(
             "{:<40} {:>9} {:>13.0} {:>13.0} {:>7.3} {:>13.0} {:>7.3}",
             path.file_name().and_then(|f| f.to_str()).unwrap_or("?"),
