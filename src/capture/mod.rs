@@ -224,8 +224,8 @@ impl Dispatcher {
             return 0;
         }
         // TODO(issue 7): with several workers this full decode of every packet the fast path
-        // does not take (tunnels, VLAN stacks) is most of the dispatcher's time, and the worker
-        // decodes the packet again; on 2 cores it is what keeps all workers level with one.
+        // does not take (UDP tunnels, MPLS, VLAN stacks) is still a large part of the
+        // dispatcher's time, and the worker decodes the packet again.
         let t = fast_tuple(link_type, data).or_else(|| decoded_tuple(link_type, data));
         pick(&self.hasher, n, t)
     }
@@ -436,22 +436,34 @@ fn decoded_tuple(link_type: i32, data: &[u8]) -> Option<Tuple> {
 
 /// The tuple of the common case read straight off the headers, without building a frame:
 /// Ethernet, at most one VLAN tag, IPv4 without options and not fragmented or IPv6 without
-/// extension headers, carrying TCP or UDP that is not a tunnel port. `None` for everything
-/// else, which then takes the full decode. Both give the same tuple for the same packet (a
-/// unit test checks this over every frame of the real captures), so a flow's two directions
-/// always reach the same worker.
+/// extension headers, carrying TCP or UDP that is not a tunnel port, or one plain GRE tunnel
+/// (IP, Ethernet, ERSPAN type I/II or Aruba 802.11 inside) around such a packet. `None` for everything else,
+/// which then takes the full decode. Both give the same tuple for the same packet (a unit test
+/// checks this over every frame of the real captures), so a flow's two directions always reach
+/// the same worker.
 fn fast_tuple(link_type: i32, data: &[u8]) -> Option<Tuple> {
     if link_type != 1 {
         return None;
     }
-    let be16 = |b: &[u8], at: usize| -> Option<u16> {
-        Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
-    };
-    let (mut etype, mut l3) = (be16(data, 12)?, data.get(14..)?);
+    fast_ether(data, true)
+}
+
+fn be16_at(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
+}
+
+/// An Ethernet frame; `outer` when a GRE tunnel may still follow.
+fn fast_ether(data: &[u8], outer: bool) -> Option<Tuple> {
+    let (mut etype, mut l3) = (be16_at(data, 12)?, data.get(14..)?);
     if etype == 0x8100 {
-        etype = be16(l3, 2)?;
+        etype = be16_at(l3, 2)?;
         l3 = l3.get(4..)?;
     }
+    fast_ip(etype, l3, outer)
+}
+
+/// An IP packet of ethertype `etype`; `outer` when a GRE tunnel may still follow.
+fn fast_ip(etype: u16, l3: &[u8], outer: bool) -> Option<Tuple> {
     let (src, dst, proto, l4) = match etype {
         0x0800 => {
             let h = l3.first_chunk::<20>()?;
@@ -493,21 +505,72 @@ fn fast_tuple(link_type: i32, data: &[u8]) -> Option<Tuple> {
             if off < 20 || l4.len() < off {
                 return None;
             }
-            Some((src, dst, be16(l4, 0)?, be16(l4, 2)?))
+            Some((src, dst, be16_at(l4, 0)?, be16_at(l4, 2)?))
         }
         17 => {
             if l4.len() < 8 {
                 return None;
             }
-            let (sp, dp) = (be16(l4, 0)?, be16(l4, 2)?);
+            let (sp, dp) = (be16_at(l4, 0)?, be16_at(l4, 2)?);
             let tunnel = |p: u16| matches!(p, 4789 | 6081 | 2152 | 3544);
             if tunnel(sp) || tunnel(dp) {
                 return None;
             }
             Some((src, dst, sp, dp))
         }
+        47 if outer => fast_gre(l4),
         _ => None,
     }
+}
+
+/// A GRE version 0 payload without source routing, read as [`crate::decode::net`] reads it;
+/// only the inner packets the fast path knows.
+fn fast_gre(d: &[u8]) -> Option<Tuple> {
+    let h = d.first_chunk::<4>()?;
+    if h[1] & 0x07 != 0 || h[0] & 0x40 != 0 {
+        return None;
+    }
+    let seq = h[0] & 0x10 != 0;
+    // Checksum (+ reserved), key and sequence number: 4 bytes each when present.
+    let len =
+        4 + 4 * (usize::from(h[0] & 0x80 != 0) + usize::from(h[0] & 0x20 != 0) + usize::from(seq));
+    let rest = d.get(len..)?;
+    match u16::from_be_bytes([h[2], h[3]]) {
+        t @ (0x0800 | 0x86dd) => fast_ip(t, rest, false),
+        0x6558 => fast_ether(rest, false),
+        // ERSPAN type II carries an 8-byte header and the GRE sequence bit; type I neither.
+        0x88be if seq => fast_ether(rest.get(8..)?, false),
+        0x88be => fast_ether(rest, false),
+        // Aruba WLAN: an 802.11 frame straight after GRE.
+        0x8200..=0x8300 => fast_wifi(rest),
+        _ => None,
+    }
+}
+
+/// An 802.11 data frame carrying IP over LLC/SNAP, read as [`crate::decode::net`] reads it.
+fn fast_wifi(d: &[u8]) -> Option<Tuple> {
+    let h = d.first_chunk::<24>()?;
+    let (fc0, fc1) = (h[0], h[1]);
+    let subtype = fc0 >> 4;
+    // Version 0, data frame, not null data, not protected.
+    if fc0 & 0x03 != 0 || (fc0 >> 2) & 0x03 != 2 || subtype & 0x04 != 0 || fc1 & 0x40 != 0 {
+        return None;
+    }
+    let mut hlen = if fc1 & 0x03 == 0x03 { 30 } else { 24 };
+    let mut amsdu = false;
+    if subtype & 0x08 != 0 {
+        amsdu = *d.get(hlen)? & 0x80 != 0;
+        hlen += if fc1 & 0x80 != 0 { 6 } else { 2 };
+    }
+    let mut body = d.get(hlen..)?;
+    if amsdu {
+        body = body.get(14..)?;
+    }
+    let llc = body.first_chunk::<8>()?;
+    if llc[..3] != [0xaa, 0xaa, 0x03] {
+        return None;
+    }
+    fast_ip(u16::from_be_bytes([llc[6], llc[7]]), body.get(8..)?, false)
 }
 
 /// Where a stop request comes from (SIGINT/SIGTERM in the binary).
@@ -570,6 +633,68 @@ mod tests {
         tagged.extend_from_slice(&frame[12..]);
         assert_eq!(fast_tuple(1, &tagged), decoded_tuple(1, &tagged));
         assert!(fast_tuple(1, &tagged).is_some());
+    }
+
+    #[test]
+    fn fast_tuple_reads_through_plain_gre_like_the_full_decode() {
+        // Inner: IPv4 10.0.0.1:80 -> 10.0.0.2:12345, TCP SYN.
+        let mut inner_ip = vec![
+            0x45, 0, 0, 40, 0, 0, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
+        inner_ip.extend_from_slice(&[0, 80, 0x30, 0x39, 0, 0, 0, 0, 0, 0, 0, 0, 0x50, 2]);
+        inner_ip.extend_from_slice(&[0; 6]);
+        let mut inner_eth = vec![0u8; 12];
+        inner_eth.extend_from_slice(&[0x08, 0x00]);
+        inner_eth.extend_from_slice(&inner_ip);
+        // Outer: Ethernet, IPv4 192.0.2.1 -> 192.0.2.2, GRE (flags, protocol, options), inner.
+        let outer = |flags: [u8; 2], proto: u16, options: &[u8], inner: &[u8]| -> Vec<u8> {
+            let mut gre = flags.to_vec();
+            gre.extend_from_slice(&proto.to_be_bytes());
+            gre.extend_from_slice(options);
+            gre.extend_from_slice(inner);
+            let total = (20 + gre.len()) as u16;
+            let mut f = vec![0u8; 12];
+            f.extend_from_slice(&[0x08, 0x00, 0x45, 0]);
+            f.extend_from_slice(&total.to_be_bytes());
+            f.extend_from_slice(&[0, 0, 0, 0, 64, 47, 0, 0, 192, 0, 2, 1, 192, 0, 2, 2]);
+            f.extend_from_slice(&gre);
+            f
+        };
+        // 802.11 QoS data frame (flags byte `fc1`), QoS control 0, LLC/SNAP, then `inner_ip`.
+        let wifi = |fc1: u8| -> Vec<u8> {
+            let mut w = vec![0x88, fc1];
+            w.extend_from_slice(&[0; 22]);
+            w.extend_from_slice(&[0, 0, 0xaa, 0xaa, 0x03, 0, 0, 0, 0x08, 0x00]);
+            w.extend_from_slice(&inner_ip);
+            w
+        };
+        let inner_tuple = fast_tuple(1, &inner_eth);
+        assert!(inner_tuple.is_some());
+        let cases = [
+            // Plain GRE, IPv4 inside; with key and sequence number; transparent Ethernet.
+            (outer([0, 0], 0x0800, &[], &inner_ip), true),
+            (outer([0x30, 0], 0x0800, &[0; 8], &inner_ip), true),
+            (outer([0x80, 0], 0x6558, &[0; 4], &inner_eth), true),
+            // ERSPAN type II (sequence bit, 8-byte header) and type I.
+            (outer([0x10, 0], 0x88be, &[0; 12], &inner_eth), true),
+            (outer([0, 0], 0x88be, &[], &inner_eth), true),
+            // Aruba: 802.11 QoS data (to the DS), LLC/SNAP, IPv4; the same, protected.
+            (outer([0, 0], 0x8200, &[], &wifi(0x01)), true),
+            (outer([0, 0], 0x8200, &[], &wifi(0x41)), false),
+            // Source routing, enhanced GRE (version 1), an unknown protocol, a cut option.
+            (outer([0x40, 0], 0x0800, &[], &inner_ip), false),
+            (outer([0x30, 1], 0x0800, &[0; 8], &inner_ip), false),
+            (outer([0, 0], 0x1234, &[], &inner_ip), false),
+            (outer([0x20, 0], 0x0800, &[], &[]), false),
+        ];
+        for (i, (frame, fast)) in cases.iter().enumerate() {
+            let t = fast_tuple(1, frame);
+            assert_eq!(t.is_some(), *fast, "case {i}");
+            if *fast {
+                assert_eq!(t, inner_tuple, "case {i}");
+                assert_eq!(t, decoded_tuple(1, frame), "case {i}");
+            }
+        }
     }
 
     #[test]
